@@ -1,0 +1,2 @@
+# Baseline: softmax cross-entropy, uniform image sampling.
+_base_ = '../_base_/mask-rcnn_r18_fpn_synthetic-lvis.py'

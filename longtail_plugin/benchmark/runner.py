@@ -1,0 +1,176 @@
+"""Train and evaluate a set of configs on equal budgets, through MMDetection.
+
+Each run is MMDetection's own ``tools/train.py`` (shipped inside the mmdet
+package) started in a subprocess on a config prepared from the method's
+config: data root, seed and work directory are set, nothing else. The LVIS
+metric of the run's final validation is read back from the run's
+``vis_data/scalars.json`` and per-category record.
+"""
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+from mmengine.config import Config
+
+__all__ = [
+    'RunSpec', 'RunResult', 'mmdet_tool', 'prepare_config', 'run_training',
+    'read_metrics', 'run_name'
+]
+
+DEFAULT_DATA_ROOT = 'data/synthetic_lvis/'
+_ITER_RE = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
+_EPOCH_RE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
+
+
+@dataclass
+class RunSpec:
+    config: str
+    seed: int
+    work_dir: str
+
+
+@dataclass
+class RunResult:
+    config: str
+    name: str
+    seed: int
+    work_dir: str
+    metrics: Dict[str, float] = field(default_factory=dict)
+    wall_time_s: float = 0.0
+    returncode: int = 0
+    per_category_file: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_name(config: str) -> str:
+    """Short name of a config file: its stem."""
+    return osp.splitext(osp.basename(config))[0]
+
+
+def mmdet_tool(name: str) -> str:
+    """Path of a script shipped in the mmdet package (``train.py`` ...)."""
+    import mmdet
+    path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', name)
+    if not osp.exists(path):
+        raise FileNotFoundError(
+            f'{path} not found: this mmdet install ships no tools/{name}')
+    return path
+
+
+def _replace_data_root(obj, old: str, new: str):
+    if isinstance(obj, dict):
+        return {k: _replace_data_root(v, old, new) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_replace_data_root(v, old, new) for v in obj]
+    if isinstance(obj, str) and obj.startswith(old):
+        return new + obj[len(old):]
+    return obj
+
+
+def prepare_config(config: str,
+                   work_dir: str,
+                   seed: int,
+                   data_root: Optional[str] = None,
+                   overrides: Optional[dict] = None) -> str:
+    """Write the config of one run into ``work_dir`` and return its path.
+
+    Every string starting with the config's ``data_root`` (dataset roots,
+    evaluator annotation files) is moved to ``data_root``; the seed is set
+    through MMEngine's ``randomness``.
+    """
+    cfg = Config.fromfile(config)
+    old_root = cfg.get('data_root', DEFAULT_DATA_ROOT)
+    if data_root is not None:
+        new_root = data_root.rstrip('/') + '/'
+        cfg = Config(
+            _replace_data_root(cfg.to_dict(), old_root, new_root),
+            filename=config)
+        cfg.data_root = new_root
+    cfg.randomness = dict(seed=seed, deterministic=False)
+    cfg.work_dir = work_dir
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    os.makedirs(work_dir, exist_ok=True)
+    out = osp.join(work_dir, run_name(config) + '.py')
+    cfg.dump(out)
+    return out
+
+
+def read_metrics(work_dir: str) -> Dict[str, float]:
+    """The last validation metrics a run logged (``lvis/...`` keys)."""
+    found: Dict[str, float] = {}
+    for ts in sorted(os.listdir(work_dir)):
+        path = osp.join(work_dir, ts, 'vis_data', 'scalars.json')
+        if not osp.isfile(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                rec = json.loads(line)
+                vals = {k: v for k, v in rec.items() if k.startswith('lvis/')}
+                if vals:
+                    found = vals
+    return found
+
+
+def _find_per_category(work_dir: str) -> Optional[str]:
+    hits = []
+    for root, _, files in os.walk(work_dir):
+        if 'per_category_ap.json' in files:
+            hits.append(osp.join(root, 'per_category_ap.json'))
+    return sorted(hits)[-1] if hits else None
+
+
+def run_training(spec: RunSpec,
+                 data_root: Optional[str] = None,
+                 threads: Optional[int] = None,
+                 on_progress: Optional[Callable[[int, int], None]] = None,
+                 overrides: Optional[dict] = None) -> RunResult:
+    """Train one config with mmdet's ``train.py``; evaluate at its end."""
+    cfg_path = prepare_config(spec.config, spec.work_dir, spec.seed,
+                              data_root, overrides)
+    env = dict(os.environ)
+    if threads:
+        env['OMP_NUM_THREADS'] = str(threads)
+        env['MKL_NUM_THREADS'] = str(threads)
+    env['PYTHONUNBUFFERED'] = '1'
+    cmd = [
+        sys.executable,
+        mmdet_tool('train.py'), cfg_path, '--work-dir', spec.work_dir
+    ]
+    log_path = osp.join(spec.work_dir, 'train_stdout.log')
+    start = time.time()
+    with open(log_path, 'w') as log:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            text=True, bufsize=1)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            m = _ITER_RE.search(line)
+            if m and on_progress is not None:
+                on_progress(int(m.group(1)), int(m.group(2)))
+        proc.wait()
+    result = RunResult(
+        config=spec.config,
+        name=run_name(spec.config),
+        seed=spec.seed,
+        work_dir=spec.work_dir,
+        wall_time_s=time.time() - start,
+        returncode=proc.returncode)
+    if proc.returncode != 0:
+        with open(log_path) as f:
+            tail = ''.join(f.readlines()[-30:])
+        raise RuntimeError(
+            f'training {spec.config} (seed {spec.seed}) failed with exit '
+            f'code {proc.returncode}; log: {log_path}\n{tail}')
+    result.metrics = read_metrics(spec.work_dir)
+    result.per_category_file = _find_per_category(spec.work_dir)
+    return result

@@ -1,0 +1,166 @@
+"""Category frequencies and LVIS frequency groups read from an annotation file.
+
+Every consumer (EQL v1's tail indicator, the LVIS metric's per-group summary,
+the gradient-ratio plots) reads the same numbers through this module, so that a
+data set other than LVIS works as soon as its annotation file carries the LVIS
+fields ``image_count`` / ``instance_count`` / ``frequency`` - and, when it does
+not, the counts are derived from its annotations.
+
+LVIS groups (Gupta et al., "LVIS: A Dataset for Large Vocabulary Instance
+Segmentation", CVPR 2019): rare = 1-10 training images, common = 11-100,
+frequent = more than 100.
+"""
+import json
+import os.path as osp
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+__all__ = [
+    'CategoryInfo', 'load_category_info', 'category_info_from_dataset',
+    'frequency_group', 'FREQUENCY_GROUPS'
+]
+
+FREQUENCY_GROUPS = ('r', 'c', 'f')
+
+
+def frequency_group(image_count: int) -> str:
+    """LVIS group of a category with ``image_count`` training images."""
+    if image_count <= 10:
+        return 'r'
+    if image_count <= 100:
+        return 'c'
+    return 'f'
+
+
+@dataclass
+class CategoryInfo:
+    """Per-category statistics of a training set, ordered by category id.
+
+    Attributes:
+        cat_ids: category ids in ascending order (the model's label order, as
+            in MMDetection's LVIS/COCO datasets).
+        names: category names.
+        image_count: number of training images containing each category.
+        instance_count: number of training instances of each category.
+        groups: LVIS frequency group ('r', 'c' or 'f') of each category.
+        num_images: number of training images.
+    """
+    cat_ids: List[int]
+    names: List[str]
+    image_count: np.ndarray
+    instance_count: np.ndarray
+    groups: List[str]
+    num_images: int
+    source: str = field(default='')
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.cat_ids)
+
+    @property
+    def image_frequency(self) -> np.ndarray:
+        """Fraction of training images that contain each category."""
+        return self.image_count / max(self.num_images, 1)
+
+    def group_indices(self) -> Dict[str, np.ndarray]:
+        """Label indices of each frequency group."""
+        g = np.asarray(self.groups)
+        return {k: np.nonzero(g == k)[0] for k in FREQUENCY_GROUPS}
+
+    def check_num_classes(self, num_classes: int, key: str) -> None:
+        """Raise a clear error when a config's class count disagrees."""
+        if num_classes != self.num_classes:
+            raise ValueError(
+                f'{key}={num_classes} but the annotation file '
+                f'{self.source!r} has {self.num_classes} categories')
+
+
+def _read_json(path: str) -> dict:
+    # mmengine's fileio lets ann files live on any backend (s3, http...).
+    from mmengine.fileio import get_local_path
+    with get_local_path(path) as local:
+        with open(local) as f:
+            return json.load(f)
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str) -> CategoryInfo:
+    return category_info_from_dataset(_read_json(path), path)
+
+
+def category_info_from_dataset(data: dict, source: str = '') -> CategoryInfo:
+    """:class:`CategoryInfo` of a loaded COCO/LVIS-format dict.
+
+    The LVIS fields ``image_count``/``instance_count``/``frequency`` are used
+    when every category has them (LVIS val files carry the training
+    values); otherwise the counts are derived from ``annotations``.
+    """
+    path = source
+    for key in ('categories', 'images'):
+        if key not in data:
+            raise ValueError(
+                f'annotation file {path!r} has no {key!r} field: '
+                'not a COCO/LVIS-format file')
+    cats = sorted(data['categories'], key=lambda c: c['id'])
+    cat_ids = [c['id'] for c in cats]
+    index = {cid: i for i, cid in enumerate(cat_ids)}
+    has_counts = all('image_count' in c and 'instance_count' in c
+                     for c in cats)
+    if has_counts:
+        image_count = np.array([c['image_count'] for c in cats], np.int64)
+        instance_count = np.array([c['instance_count'] for c in cats],
+                                  np.int64)
+    else:
+        image_count = np.zeros(len(cats), np.int64)
+        instance_count = np.zeros(len(cats), np.int64)
+        seen = set()
+        for ann in data.get('annotations', []):
+            i = index.get(ann['category_id'])
+            if i is None:
+                raise ValueError(
+                    f'annotation {ann.get("id")} in {path!r} has '
+                    f'category_id {ann["category_id"]} not in categories')
+            instance_count[i] += 1
+            if (ann['image_id'], i) not in seen:
+                seen.add((ann['image_id'], i))
+                image_count[i] += 1
+    groups = [
+        c['frequency'] if c.get('frequency') in FREQUENCY_GROUPS else
+        frequency_group(int(n)) for c, n in zip(cats, image_count)
+    ]
+    return CategoryInfo(
+        cat_ids=cat_ids,
+        names=[c.get('name', str(c['id'])) for c in cats],
+        image_count=image_count,
+        instance_count=instance_count,
+        groups=groups,
+        num_images=len(data['images']),
+        source=source)
+
+
+def load_category_info(ann_file: str,
+                       data_root: Optional[str] = None) -> CategoryInfo:
+    """Read :class:`CategoryInfo` from a COCO/LVIS-format annotation file.
+
+    Args:
+        ann_file: path of the training annotation file (relative paths are
+            joined to ``data_root`` when given, as MMDetection datasets do).
+        data_root: optional data root.
+
+    Raises:
+        FileNotFoundError: naming the file when it does not exist.
+        ValueError: when the file is not in COCO/LVIS format.
+    """
+    path = ann_file
+    if data_root and not osp.isabs(ann_file) and not osp.exists(ann_file):
+        path = osp.join(data_root, ann_file)
+    if '://' not in path and not osp.exists(path):
+        raise FileNotFoundError(
+            f'category statistics: annotation file {path!r} not found '
+            '(set the loss/metric `ann_file` or give the counts explicitly)')
+    return _load_cached(osp.abspath(path) if '://' not in path else path)
+
+
