@@ -8,7 +8,12 @@ and the schedulers' ``collections.Counter`` milestones, so ``tools/test.py``,
 
 The fix allow-lists exactly those classes with torch's own API
 (``torch.serialization.add_safe_globals``): weights-only loading stays on
-and a checkpoint that holds anything else is still refused. It is applied
+and a checkpoint that holds anything else is still refused. A
+``HistoryBuffer`` also pickles its statistics methods as
+``getattr(HistoryBuffer, 'mean')``; allowing the builtin ``getattr`` would
+re-open code execution, so that pickle name is bound to
+:func:`history_buffer_method`, which resolves only the statistics methods
+registered on ``HistoryBuffer`` and refuses everything else. It is applied
 at one named call site, :func:`register_mmengine_safe_globals`, which
 ``longtail_plugin/__init__.py`` calls explicitly (``custom_imports`` imports
 the package before MMEngine loads any checkpoint); nothing is patched.
@@ -20,13 +25,14 @@ weights-only-safe types (not the case up to 0.10.7).
 """
 import collections
 import contextlib
-from typing import Iterator, List
+import pickle
+from typing import Callable, Iterator, List
 
 import numpy as np
 import torch
 
 __all__ = [
-    'mmengine_checkpoint_globals', 'register_mmengine_safe_globals',
+    'history_buffer_method', 'mmengine_checkpoint_globals', 'register_mmengine_safe_globals',
     'mmengine_safe_globals'
 ]
 
@@ -56,12 +62,34 @@ def _numpy_dtype_classes() -> List[type]:
     ]
 
 
+_BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
+
+
+def history_buffer_method(obj: object, name: str) -> Callable:
+    """``getattr`` restricted to ``HistoryBuffer``'s statistics methods."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer:
+        # the four built-in statistics are registered lazily (by the first
+        # HistoryBuffer constructed), custom ones by register_statistics
+        if name in _BUILTIN_STATISTICS:
+            return getattr(HistoryBuffer, name)
+        if name in HistoryBuffer._statistics_methods:
+            return HistoryBuffer._statistics_methods[name]
+    raise pickle.UnpicklingError(
+        f'checkpoint asks for getattr({obj!r}, {name!r}); only the '
+        'statistics methods of mmengine HistoryBuffer are allowed')
+
+
 def mmengine_checkpoint_globals() -> List[object]:
     """The non-tensor classes an MMEngine 0.10 checkpoint is made of."""
     from mmengine.logging.history_buffer import HistoryBuffer
     return [
         HistoryBuffer, np.ndarray, np.dtype, collections.Counter,
-        *_numpy_reconstructors(), *_numpy_dtype_classes()
+        *_numpy_reconstructors(), *_numpy_dtype_classes(),
+        # pickle protocol 2 (torch.save's default) names builtins
+        # '__builtin__', later protocols 'builtins'
+        (history_buffer_method, '__builtin__.getattr'),
+        (history_buffer_method, 'builtins.getattr'),
     ]
 
 
@@ -74,10 +102,16 @@ def register_mmengine_safe_globals() -> None:
 
 @contextlib.contextmanager
 def mmengine_safe_globals() -> Iterator[None]:
-    """Allow-list the MMEngine checkpoint classes inside a ``with`` block."""
+    """Allow-list the MMEngine checkpoint classes inside a ``with`` block.
+
+    torch's ``safe_globals`` context removes its entries on exit even when
+    they were registered before, so only the missing ones are passed to it.
+    """
     ctx = getattr(torch.serialization, 'safe_globals', None)
     if ctx is None:
         yield
         return
-    with ctx(mmengine_checkpoint_globals()):
+    present = torch.serialization.get_safe_globals()
+    missing = [g for g in mmengine_checkpoint_globals() if g not in present]
+    with ctx(missing):
         yield

@@ -39,7 +39,7 @@ class LVISFormatDataset(LVISV1Dataset):
         data_list = super().load_data_list()
         cats = sorted(self._file_categories, key=lambda c: c['id'])
         names = tuple(c['name'] for c in cats)
-        palette = list(self._metainfo.get('palette', []))
+        palette = list(self._metainfo.get('palette') or [])
         self._metainfo['classes'] = names
         if len(palette) < len(names):
             palette = [((37 * i) % 256, (97 * i) % 256, (17 * i) % 256)

@@ -101,3 +101,30 @@ def test_arbitrary_globals_still_refused(tmp_path):
     torch.save({'state_dict': {}, 'x': _Evil()}, str(path))
     with pytest.raises(pickle.UnpicklingError):
         torch.load(str(path), weights_only=True)
+
+
+def test_getattr_restricted_to_history_buffer_methods(tmp_path):
+    import longtail_plugin  # noqa: F401
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from longtail_plugin.compat.checkpoint import history_buffer_method
+    assert history_buffer_method(HistoryBuffer, 'mean') is HistoryBuffer.mean
+
+    class _ReachOs:
+
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer, '__init__'))
+
+    path = tmp_path / 'getattr.pth'
+    torch.save({'x': _ReachOs()}, str(path))
+    with pytest.raises(pickle.UnpicklingError, match='HistoryBuffer'):
+        torch.load(str(path), weights_only=True)
+
+
+def test_context_manager_keeps_global_registration():
+    import longtail_plugin  # noqa: F401
+    from longtail_plugin.compat import mmengine_safe_globals
+    before = list(torch.serialization.get_safe_globals())
+    with mmengine_safe_globals():
+        pass
+    assert torch.serialization.get_safe_globals() == before

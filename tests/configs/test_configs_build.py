@@ -1,6 +1,7 @@
 """Every shipped config parses through MMEngine and its model builds
 through MMDetection's registry."""
 import glob
+import json
 import os.path as osp
 
 import pytest
@@ -17,13 +18,38 @@ def test_configs_found():
     assert len(CONFIGS) >= 3
 
 
+def _stand_in_ann_files(node, tmp_path):
+    """Losses that read class frequencies at build time (EQL v1) name the
+    training annotation file; where it is absent (real LVIS, or synthetic
+    data not generated yet) point them at a stand-in with as many
+    categories, so that the build itself is what is tested."""
+    if isinstance(node, dict):
+        if 'ann_file' in node and 'num_classes' in node and \
+                not osp.exists(node['ann_file']):
+            k = node['num_classes']
+            path = tmp_path / f'stand_in_{k}.json'
+            path.write_text(json.dumps(dict(
+                images=[dict(id=i) for i in range(1, 1001)],
+                categories=[dict(id=i, name=f'c{i}', image_count=i,
+                                 instance_count=i, frequency='r')
+                            for i in range(1, k + 1)])))
+            node['ann_file'] = str(path)
+            node.pop('data_root', None)
+        for v in node.values():
+            _stand_in_ann_files(v, tmp_path)
+    elif isinstance(node, list):
+        for v in node:
+            _stand_in_ann_files(v, tmp_path)
+
+
 @pytest.mark.parametrize('path', CONFIGS,
                          ids=[osp.relpath(p, ROOT) for p in CONFIGS])
-def test_config_builds(path):
+def test_config_builds(path, tmp_path):
     from mmdet.registry import MODELS
     from mmdet.utils import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(path)
+    _stand_in_ann_files(cfg.model, tmp_path)
     assert cfg.custom_imports['imports'] == ['longtail_plugin']
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0

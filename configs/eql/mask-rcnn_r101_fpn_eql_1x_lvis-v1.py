@@ -1,0 +1,6 @@
+_base_ = './mask-rcnn_r50_fpn_eql_1x_lvis-v1.py'
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))

@@ -1,0 +1,6 @@
+_base_ = './mask-rcnn_r50_fpn_eqlv2_2x_lvis-v0.5.py'
+model = dict(
+    backbone=dict(
+        depth=101,
+        init_cfg=dict(type='Pretrained',
+                      checkpoint='torchvision://resnet101')))

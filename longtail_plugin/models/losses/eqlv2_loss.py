@@ -1,0 +1,215 @@
+"""Equalization Loss v2 (EQL v2).
+
+Tan et al., "Equalization Loss v2: A New Gradient Balance Approach for
+Long-tailed Object Detection", CVPR 2021 (arXiv:2012.08548).
+
+The classifier has ``C + 1`` sigmoid outputs: the ``C`` classes and an
+objectness/background column (index ``C``); targets are one-hot over
+``C + 1`` (a background RoI has target 1 in column ``C``). From the
+accumulated gradient ratio ``g_j`` of each foreground class
+(:class:`~longtail_plugin.utils.GradientStatistics`):
+
+.. math::
+
+    q_j = \\frac{1}{1 + e^{-\\gamma (g_j - \\mu)}}, \\qquad
+    r_j = q_j, \\qquad w_j = 1 + \\alpha (1 - q_j),
+
+(``r_C = w_C = 1`` for the background column) and
+
+.. math::
+
+    L = \\frac{1}{N}\\sum_i \\sum_{j \\le C}
+        [w_j y_{ij} + r_j (1 - y_{ij})]\\, \\mathrm{BCE}(z_{ij}, y_{ij}).
+
+After the loss the statistics receive, for the foreground columns only,
+``pos_j += sum_i |p_ij - y_ij| y_ij W_ij`` and
+``neg_j += sum_i |p_ij - y_ij| (1 - y_ij) W_ij`` where ``W_ij`` is the EQL v2
+weight used in this step times the RoI's label weight; they are all-reduced
+across processes. ``g_j`` starts at 100 so both weights start at ~1.
+
+At test time ``s_j = sigmoid(z_j) (1 - sigmoid(z_C))`` for the classes and
+``sigmoid(z_C)`` is the background score - provided to MMDetection's bbox
+heads through the ``custom_cls_channels`` / ``custom_activation`` /
+``custom_accuracy`` protocol, so ``Shared2FCBBoxHead`` and the cascade heads
+need no change.
+
+Differences from ``mmdet.models.losses.EQLV2Loss`` (MMDetection 3.3): label
+weights and ``avg_factor`` are honoured; the head is told about the custom
+channels so test scores use the objectness gate instead of a softmax;
+statistics are always all-reduced under ``torch.distributed``, kept in
+float64, and guarded against non-finite values.
+
+When statistics update: only in training mode (``self.training``). MMEngine
+puts the model in eval mode for validation/testing, where MMDetection's
+detectors call ``predict`` and never the loss; the guard keeps any loss
+computed in eval mode (e.g. a validation-loss hook) from changing the
+training statistics.
+"""
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmdet.registry import MODELS
+from ...utils.grad_stats import GradientStatistics, split_pos_neg
+from .eql_loss import top1_accuracy, upcast, weighted_reduce
+
+__all__ = ['EqualizationLossV2']
+
+
+@MODELS.register_module()
+class EqualizationLossV2(nn.Module):
+    """Equalization Loss v2 (Tan et al., CVPR 2021).
+
+    Args:
+        num_classes: number of foreground classes ``C`` (the classifier has
+            ``C + 1`` channels).
+        gamma: steepness ``gamma`` of the mapping from ratio to weight.
+        mu: centre ``mu`` of the mapping.
+        alpha: ``alpha`` of the positive weight ``1 + alpha (1 - q_j)``.
+        init_ratio: initial ``g_j`` (100 keeps the weights at ~1 at start).
+        test_with_obj: gate class scores by ``1 - sigmoid(z_C)`` at test.
+        use_sigmoid: kept for config compatibility; must be True.
+        reduction: 'none' | 'mean' | 'sum'.
+        loss_weight: weight of the loss.
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 gamma: float = 12.0,
+                 mu: float = 0.8,
+                 alpha: float = 4.0,
+                 init_ratio: float = 100.0,
+                 test_with_obj: bool = True,
+                 use_sigmoid: bool = True,
+                 reduction: str = 'mean',
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if not use_sigmoid:
+            raise ValueError('EqualizationLossV2 is a sigmoid loss: '
+                             'use_sigmoid must be True')
+        self.use_sigmoid = True
+        self.num_classes = int(num_classes)
+        self.gamma = float(gamma)
+        self.mu = float(mu)
+        self.alpha = float(alpha)
+        self.test_with_obj = test_with_obj
+        self.reduction = reduction
+        self.loss_weight = float(loss_weight)
+        self.grad_stats = GradientStatistics(
+            self.num_classes, init_ratio=init_ratio,
+            name='EqualizationLossV2')
+        self.custom_cls_channels = True
+        self.custom_activation = True
+        self.custom_accuracy = True
+
+    def extra_repr(self) -> str:
+        return (f'num_classes={self.num_classes}, gamma={self.gamma}, '
+                f'mu={self.mu}, alpha={self.alpha}')
+
+    # --- MMDetection's custom classifier protocol -------------------------
+    def get_cls_channels(self, num_classes: int) -> int:
+        """``C + 1``: the classes and the objectness column."""
+        if num_classes != self.num_classes:
+            raise ValueError(
+                f'EqualizationLossV2: num_classes={self.num_classes} but the '
+                f'head has num_classes={num_classes}')
+        return num_classes + 1
+
+    def _check(self, cls_score: Tensor) -> None:
+        if cls_score.size(-1) != self.num_classes + 1:
+            raise ValueError(
+                f'EqualizationLossV2: cls_score has {cls_score.size(-1)} '
+                f'columns, expected num_classes + 1 = {self.num_classes + 1}')
+
+    def get_activation(self, cls_score: Tensor) -> Tensor:
+        """``[sigmoid(z_j) (1 - sigmoid(z_C))]_{j<C}`` and ``sigmoid(z_C)``.
+        """
+        self._check(cls_score)
+        p = cls_score.sigmoid()
+        bg = p[..., self.num_classes:]
+        fg = p[..., :self.num_classes]
+        if self.test_with_obj:
+            fg = fg * (1.0 - bg)
+        return torch.cat([fg, bg], dim=-1)
+
+    def get_accuracy(self, cls_score: Tensor,
+                     labels: Tensor) -> Dict[str, Tensor]:
+        """Objectness accuracy (all RoIs) and class accuracy (fg RoIs)."""
+        self._check(cls_score)
+        c = self.num_classes
+        is_fg = (labels >= 0) & (labels < c)
+        pred_fg = cls_score[..., c].detach() < 0  # sigmoid(z_C) < 0.5
+        if labels.numel() == 0:
+            acc_obj = cls_score.new_tensor(0.)
+        else:
+            acc_obj = (pred_fg == is_fg).float().mean() * 100.0
+        return dict(
+            acc_objectness=acc_obj,
+            acc_classes=top1_accuracy(cls_score[is_fg][:, :c],
+                                      labels[is_fg]))
+
+    # --- the loss ---------------------------------------------------------
+    def class_weights(self) -> Tuple[Tensor, Tensor]:
+        """Current ``(w, r)`` of the ``C + 1`` columns (float32)."""
+        q = torch.sigmoid(self.gamma * (self.grad_stats.ratio() - self.mu))
+        one = q.new_ones(1)
+        neg_w = torch.cat([q, one])
+        pos_w = torch.cat([1.0 + self.alpha * (1.0 - q), one])
+        return pos_w, neg_w
+
+    def per_class_scalars(self) -> Dict[str, Tensor]:
+        """Per-foreground-class values for logging (see GradRatioLoggerHook).
+        """
+        pos_w, neg_w = self.class_weights()
+        return dict(pos_weight=pos_w[:-1], neg_weight=neg_w[:-1])
+
+    def forward(self,
+                cls_score: Tensor,
+                label: Tensor,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None) -> Tensor:
+        """EQL v2 loss; updates the statistics in training mode.
+
+        Args:
+            cls_score: ``[N, C+1]`` logits.
+            label: ``[N]`` labels in ``[0, C]``, ``C`` = background.
+            weight: optional ``[N]`` label weights.
+            avg_factor: normaliser for 'mean'.
+            reduction_override: 'none' | 'mean' | 'sum'.
+        """
+        assert reduction_override in (None, 'none', 'mean', 'sum')
+        reduction = reduction_override or self.reduction
+        self._check(cls_score)
+        n, c1 = cls_score.shape
+        if n == 0:
+            if self.training:
+                # keep the collective in step with the other processes
+                zeros = cls_score.new_zeros(self.num_classes,
+                                            dtype=torch.float64)
+                self.grad_stats.update(zeros, zeros)
+            if reduction == 'none':
+                return cls_score.sum(dim=-1) * 0.0
+            return cls_score.sum() * 0.0
+        logits = upcast(cls_score)
+        target = F.one_hot(label.long(), c1).to(logits.dtype)
+        pos_w, neg_w = (t.to(logits) for t in self.class_weights())
+        w = pos_w[None, :] * target + neg_w[None, :] * (1.0 - target)
+        bce = F.binary_cross_entropy_with_logits(
+            logits, target, reduction='none')
+        per_roi = (bce * w).sum(dim=-1)
+        loss = weighted_reduce(per_roi, weight, reduction, avg_factor)
+        if self.training:
+            self._collect(logits, target, w, weight)
+        return self.loss_weight * loss
+
+    @torch.no_grad()
+    def _collect(self, logits: Tensor, target: Tensor, w: Tensor,
+                 weight: Optional[Tensor]) -> None:
+        grad = (logits.detach().sigmoid() - target).abs()
+        elem_w = w if weight is None else w * weight.to(w.dtype)[:, None]
+        pos, neg = split_pos_neg(grad, target, elem_w, self.num_classes)
+        self.grad_stats.update(pos, neg)

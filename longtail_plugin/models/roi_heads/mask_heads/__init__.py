@@ -1,0 +1,7 @@
+from .refine_mask_head import RefineMaskHead, SimpleRefineMaskHead
+from .sfm import MultiBranchFusion, SemanticFusionModule
+
+__all__ = [
+    'RefineMaskHead', 'SimpleRefineMaskHead', 'MultiBranchFusion',
+    'SemanticFusionModule'
+]

@@ -1,0 +1,196 @@
+"""Read gradient statistics back from models and checkpoints, and plot them.
+
+The statistics are the buffers of
+:class:`~longtail_plugin.utils.grad_stats.GradientStatistics` (``pos_grad``,
+``neg_grad``, ``pos_neg`` = the ratio ``g_j``); any state dict whose keys end
+in those names is understood, including checkpoints of MMDetection's own
+``EQLV2Loss``.
+
+Checkpoints are opened with ``torch.load(..., weights_only=True)``; the
+non-tensor objects an MMEngine checkpoint carries are allow-listed with
+:func:`longtail_plugin.compat.checkpoint.mmengine_safe_globals` (torch's
+``safe_globals``), so no arbitrary code can run from a checkpoint file.
+"""
+from collections import OrderedDict
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .category_info import FREQUENCY_GROUPS, CategoryInfo
+from .grad_stats import find_gradient_statistics
+
+__all__ = [
+    'STAT_NAMES', 'load_checkpoint_state_dict', 'extract_grad_statistics',
+    'load_grad_statistics', 'group_means', 'model_grad_scalars',
+    'plot_grad_ratios'
+]
+
+STAT_NAMES = ('pos_neg', 'pos_grad', 'neg_grad')
+
+
+def load_checkpoint_state_dict(path: str) -> Dict[str, Any]:
+    """The model ``state_dict`` of a checkpoint, loaded weights-only."""
+    from mmengine.fileio import get_local_path
+
+    from ..compat.checkpoint import mmengine_safe_globals
+    with get_local_path(path) as local, mmengine_safe_globals():
+        ckpt = torch.load(local, map_location='cpu', weights_only=True)
+    if isinstance(ckpt, Mapping) and isinstance(
+            ckpt.get('state_dict'), Mapping):
+        return dict(ckpt['state_dict'])
+    if isinstance(ckpt, Mapping):
+        return dict(ckpt)
+    raise ValueError(f'{path!r} does not hold a state dict')
+
+
+def extract_grad_statistics(
+        state_dict: Mapping[str, Any]) -> 'OrderedDict[str, Dict]':
+    """Group gradient-statistics entries of a state dict by module prefix.
+
+    Returns:
+        ``{prefix: {'pos_neg': array, 'pos_grad': array, 'neg_grad': array}}``
+        (float64 numpy arrays, any subset present), e.g. with prefix
+        ``'roi_head.bbox_head.loss_cls.grad_stats'``; in key order.
+    """
+    out: 'OrderedDict[str, Dict[str, np.ndarray]]' = OrderedDict()
+    for key, value in state_dict.items():
+        prefix, _, leaf = key.rpartition('.')
+        if leaf not in STAT_NAMES or not torch.is_tensor(value):
+            continue
+        if value.dim() != 1:
+            continue
+        out.setdefault(prefix, {})[leaf] = value.detach().cpu().to(
+            torch.float64).numpy()
+    for prefix, stats in out.items():
+        if 'pos_neg' not in stats and {'pos_grad', 'neg_grad'} <= set(stats):
+            stats['pos_neg'] = stats['pos_grad'] / (stats['neg_grad'] + 1e-10)
+    return OrderedDict((k, v) for k, v in out.items() if 'pos_neg' in v)
+
+
+def load_grad_statistics(checkpoint: str) -> 'OrderedDict[str, Dict]':
+    """:func:`extract_grad_statistics` of a checkpoint file.
+
+    Raises:
+        ValueError: naming the file when it holds no statistics.
+    """
+    stats = extract_grad_statistics(load_checkpoint_state_dict(checkpoint))
+    if not stats:
+        raise ValueError(
+            f'{checkpoint!r} holds no gradient statistics (no state_dict key '
+            f'ending in {STAT_NAMES})')
+    return stats
+
+
+def group_means(values: np.ndarray,
+                groups: Optional[Dict[str, np.ndarray]]) -> Dict[str, float]:
+    """Mean of ``values`` per frequency group (empty groups are left out);
+    ``{'all': mean}`` when no groups are known."""
+    values = np.asarray(values, dtype=np.float64)
+    if not groups:
+        return {'all': float(values.mean())} if values.size else {}
+    return {
+        g: float(values[idx].mean())
+        for g, idx in groups.items() if len(idx) > 0
+    }
+
+
+def model_grad_scalars(
+    model: nn.Module,
+    groups: Optional[Dict[str, np.ndarray]] = None
+) -> Tuple[Dict[str, float], List[str]]:
+    """Per-group means of every gradient statistic in a model.
+
+    For each :class:`GradientStatistics` module, ``grad_ratio_<group>`` is
+    the mean ``g_j`` of the group; when the module's owner defines
+    ``per_class_scalars()`` (EQL v2: ``pos_weight`` / ``neg_weight``), each of
+    those is averaged too. With several modules (e.g. cascade stages) the
+    owner's path is appended to every name.
+
+    Returns:
+        ``(scalars, notes)``; ``notes`` lists modules whose class count does
+        not match ``groups`` (those are logged as ``<name>_all``).
+    """
+    found = find_gradient_statistics(model)
+    inner = getattr(model, 'module', None)
+    root = inner if isinstance(inner, nn.Module) else model
+    modules = dict(root.named_modules())
+    scalars: Dict[str, float] = {}
+    notes: List[str] = []
+    for path, stats in found:
+        owner_path = path.rpartition('.')[0]
+        owner = modules.get(owner_path) if path else None
+        suffix = '' if len(found) == 1 else '/' + (owner_path or path)
+        per_class = {'grad_ratio': stats.ratio().cpu().numpy()}
+        extra = getattr(owner, 'per_class_scalars', None)
+        if callable(extra):
+            for k, v in extra().items():
+                per_class[k] = torch.as_tensor(v).detach().float().cpu(
+                ).numpy()
+        use_groups = groups
+        if groups is not None:
+            n = sum(len(i) for i in groups.values())
+            if n != stats.num_classes:
+                notes.append(f'{path or "model"}: {stats.num_classes} '
+                             f'classes but the annotation file has {n}')
+                use_groups = None
+        for name, values in per_class.items():
+            for g, m in group_means(values, use_groups).items():
+                scalars[f'{name}_{g}{suffix}'] = m
+    return scalars, notes
+
+
+def plot_grad_ratios(series: Sequence[Tuple[str, np.ndarray]],
+                     info: Optional[CategoryInfo],
+                     out: str,
+                     title: Optional[str] = None) -> None:
+    """Scatter per-class ``g_j`` against training image count (log x).
+
+    Args:
+        series: ``(label, ratio[C])`` pairs, one panel each.
+        info: category counts and groups of the training set; without it
+            the x axis is the class index.
+        out: output image path.
+        title: optional figure title.
+    """
+    import matplotlib
+    matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+
+    colours = {'r': 'tab:red', 'c': 'tab:orange', 'f': 'tab:blue'}
+    n = len(series)
+    fig, axes = plt.subplots(
+        1, n, figsize=(5 * n, 4), squeeze=False, sharey=True)
+    for ax, (label, ratio) in zip(axes[0], series):
+        ratio = np.asarray(ratio, dtype=np.float64)
+        if info is not None:
+            if info.num_classes != ratio.size:
+                raise ValueError(
+                    f'{label}: {ratio.size} classes in the checkpoint but '
+                    f'{info.num_classes} in {info.source!r}')
+            # a class absent from the training set is drawn at x = 1
+            x = np.maximum(np.asarray(info.image_count, np.float64), 1.0)
+            groups = np.asarray(info.groups)
+            for g in FREQUENCY_GROUPS:
+                m = groups == g
+                if m.any():
+                    ax.scatter(
+                        x[m], ratio[m], s=8, c=colours[g],
+                        label=f'{g} ({int(m.sum())}), mean '
+                        f'{ratio[m].mean():.3f}')
+            ax.set_xscale('log')
+            ax.set_xlabel('training images of the class')
+            ax.legend(fontsize=8)
+        else:
+            ax.scatter(np.arange(ratio.size), ratio, s=8)
+            ax.set_xlabel('class index')
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel('gradient ratio g_j = pos / neg')
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+

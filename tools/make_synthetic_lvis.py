@@ -1,0 +1,88 @@
+"""Generate the synthetic long-tailed LVIS v1-format set.
+
+Example::
+
+    python tools/make_synthetic_lvis.py --out data/synthetic_lvis --seed 0
+
+writes ``annotations/lvis_v1_{train,val,train_image_level}.json`` and the
+images under ``train2017/``, ``val2017/`` and ``train_image_level/``. See
+``longtail_plugin/datasets/synthetic_lvis.py`` for the design.
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+try:
+    from longtail_plugin.datasets.synthetic_lvis import (
+        ensure_synthetic_lvis, make_synthetic_lvis)
+except ImportError:  # run from a checkout without installing the package
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    from longtail_plugin.datasets.synthetic_lvis import (
+        ensure_synthetic_lvis, make_synthetic_lvis)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description='Generate a synthetic long-tailed LVIS v1-format set.')
+    p.add_argument('--out', required=True, help='output folder')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--num-classes', type=int, default=100)
+    p.add_argument('--num-train-images', type=int, default=1200)
+    p.add_argument('--num-val-images', type=int, default=240)
+    p.add_argument('--image-size', type=int, nargs=2, default=(160, 160),
+                   metavar=('H', 'W'))
+    p.add_argument('--image-level', action=argparse.BooleanOptionalAction,
+                   default=True,
+                   help='also write the image-level companion set')
+    p.add_argument('--image-level-per-class', type=int, default=10)
+    p.add_argument('--min-objects', type=int, default=2)
+    p.add_argument('--max-objects', type=int, default=5)
+    p.add_argument('--val-min-instances', type=int, default=5)
+    p.add_argument('--num-neg-per-image', type=int, default=10)
+    p.add_argument('--image-format', choices=('jpg', 'png'), default='jpg')
+    p.add_argument('--reuse', action='store_true',
+                   help='keep an existing set generated with the same '
+                   'parameters (meta.json) instead of regenerating')
+    p.add_argument('--quiet', action='store_true', help='no progress lines')
+    return p.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
+    kwargs = dict(
+        seed=args.seed,
+        num_classes=args.num_classes,
+        num_train_images=args.num_train_images,
+        num_val_images=args.num_val_images,
+        image_size=tuple(args.image_size),
+        image_level=args.image_level,
+        image_level_per_class=args.image_level_per_class,
+        min_objects=args.min_objects,
+        max_objects=args.max_objects,
+        val_min_instances=args.val_min_instances,
+        num_neg_per_image=args.num_neg_per_image,
+        image_format=args.image_format,
+        progress=None if args.quiet else print)
+    if args.reuse:
+        s = ensure_synthetic_lvis(args.out, **kwargs)
+    else:
+        s = make_synthetic_lvis(args.out, **kwargs)
+    freq = s['frequency_counts']
+    print(f"{'reused' if s['reused'] else 'generated'} {s['data_root']}")
+    print(f"  train: {s['num_train_images']} images, "
+          f"{s['num_train_instances']} instances -> {s['train_ann']}")
+    print(f"  val:   {s['num_val_images']} images, "
+          f"{s['num_val_instances']} instances -> {s['val_ann']}")
+    if s['image_level_ann']:
+        print(f"  image-level: {s['num_image_level_images']} images "
+              f"-> {s['image_level_ann']}")
+    print(f"  categories: {s['num_categories']} "
+          f"(r/c/f = {freq['r']}/{freq['c']}/{freq['f']}), "
+          f"occluded instances: {s['occluded_instances']}")
+    print(f"  time: {s['seconds']:.1f} s")
+    return s
+
+
+if __name__ == '__main__':
+    main()
