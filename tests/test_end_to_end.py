@@ -15,7 +15,7 @@ from longtail_plugin.benchmark import (RunSpec, mmdet_tool, prepare_config,
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs', 'baselines',
-                  'mask-rcnn_r18_fpn_softmax_600it_synthetic-lvis.py')
+                  'mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py')
 TINY = {
     'train_cfg.max_iters': 4,
     'train_cfg.val_interval': 4,

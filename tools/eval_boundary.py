@@ -3,7 +3,8 @@
 Usage::
 
     python tools/test.py CONFIG CKPT --out results.pkl      # mmdet 3 format
-    python tools/eval_boundary.py results.pkl data/lvis_v1/annotations/lvis_v1_val.json
+    python tools/eval_boundary.py results.pkl \
+        data/lvis_v1/annotations/lvis_v1_val.json
     python tools/eval_boundary.py results.segm.json ann.json --tolerances 1 3 5
 
 Each non-crowd GT is matched to the best-IoU prediction of its image and

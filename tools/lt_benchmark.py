@@ -7,7 +7,7 @@ metric, and writes OUT/results.md, OUT/results.json and OUT/ap_by_group.png.
 
 Example:
     python tools/lt_benchmark.py --out work_dirs/lt --seeds 0 1 2 \
-        --configs configs/baselines/mask-rcnn_r18_fpn_softmax_600it_synthetic-lvis.py
+        --configs configs/baselines/mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py
 """
 import argparse
 import json
@@ -38,6 +38,8 @@ def parse_args():
                    help='trainings run side by side (threads are split)')
     p.add_argument('--rerun', action='store_true',
                    help='train again even when a finished run is found')
+    p.add_argument('--report-only', action='store_true',
+                   help='train nothing: tabulate the finished runs in --out')
     return p.parse_args()
 
 
@@ -77,14 +79,22 @@ def main():
 
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
-    print(f'data: {args.data_root} (generated if missing)', flush=True)
-    ensure_synthetic_lvis(
-        args.data_root, seed=args.data_seed, num_classes=args.num_classes)
-
     specs = [
         RunSpec(c, s, osp.join(args.out, run_name(c), f'seed{s}'))
         for c in args.configs for s in args.seeds
     ]
+    if args.report_only:
+        specs = [
+            s for s in specs
+            if osp.exists(osp.join(s.work_dir, 'result.json'))
+        ]
+        if not specs:
+            raise SystemExit(f'no finished run in {args.out}')
+    else:
+        print(f'data: {args.data_root} (generated if missing)', flush=True)
+        ensure_synthetic_lvis(
+            args.data_root, seed=args.data_seed,
+            num_classes=args.num_classes)
     progress = Progress(len(specs))
     threads = max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
 

@@ -12,8 +12,8 @@ custom_imports = dict(imports=['longtail_plugin'], allow_failed_imports=False)
 num_classes = 100  # tools/make_synthetic_lvis.py --num-classes
 data_root = 'data/synthetic_lvis/'
 image_size = (160, 160)
-max_iters = 600
-val_interval = 600
+max_iters = 400
+val_interval = 400
 
 model = dict(
     backbone=dict(
@@ -37,7 +37,7 @@ model = dict(
             num_classes=num_classes)),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=1000, max_per_img=500),
-        rcnn=dict(sampler=dict(num=128))),
+        rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(
         rpn=dict(nms_pre=500, max_per_img=500),
         # 100 detections per image are plenty for <= 6 objects per image and

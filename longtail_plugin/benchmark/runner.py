@@ -154,6 +154,7 @@ def run_training(spec: RunSpec,
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
+            log.flush()
             m = _ITER_RE.search(line)
             if m and on_progress is not None:
                 on_progress(int(m.group(1)), int(m.group(2)))

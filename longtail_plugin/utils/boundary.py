@@ -1,4 +1,4 @@
-"""Boundary bands of binary RoI masks, shared by RefineMask's loss and inference.
+"""Boundary bands of binary RoI masks (RefineMask's loss and inference).
 
 RefineMask (Zhang et al., "RefineMask: Towards High-Quality Instance
 Segmentation with Fine-Grained Features", CVPR 2021) restricts its

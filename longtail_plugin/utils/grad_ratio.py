@@ -103,7 +103,7 @@ def model_grad_scalars(
     """Per-group means of every gradient statistic in a model.
 
     For each :class:`GradientStatistics` module, ``grad_ratio_<group>`` is
-    the mean ``g_j`` of the group; when the module's owner defines
+    the mean of ``min(g_j, 1)`` over the group; when the module's owner defines
     ``per_class_scalars()`` (EQL v2: ``pos_weight`` / ``neg_weight``), each of
     those is averaged too. With several modules (e.g. cascade stages) the
     owner's path is appended to every name.
@@ -122,7 +122,12 @@ def model_grad_scalars(
         owner_path = path.rpartition('.')[0]
         owner = modules.get(owner_path) if path else None
         suffix = '' if len(found) == 1 else '/' + (owner_path or path)
-        per_class = {'grad_ratio': stats.ratio().cpu().numpy()}
+        # a ratio above 1 (positive-dominated, or a class with no negative
+        # gradient yet: ~1e10) counts as balanced, so that one such class
+        # cannot swamp its group's mean
+        per_class = {
+            'grad_ratio': stats.ratio().clamp(max=1.0).cpu().numpy()
+        }
         extra = getattr(owner, 'per_class_scalars', None)
         if callable(extra):
             for k, v in extra().items():

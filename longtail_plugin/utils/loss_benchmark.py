@@ -197,16 +197,22 @@ def run_case(method: str, n: int, c: int, device: str = 'cpu',
 # ---------------------------------------------------------------------------
 def _run_in_subprocess(method: str, n: int, c: int, device: str, reps: int,
                        threads: Optional[int], timeout: float) -> Dict:
-    code = ('import json, sys; '
-            'from longtail_plugin.utils.loss_benchmark import run_case; '
-            'print("@@" + json.dumps(run_case(*json.loads(sys.argv[1]))))')
+    # load this file alone: importing the package (MMDetection included)
+    # costs seconds that the BCE / naive cases do not need
+    code = ('import importlib.util, json, sys; '
+            'spec = importlib.util.spec_from_file_location('
+            '"_loss_benchmark", sys.argv[2]); '
+            'mod = importlib.util.module_from_spec(spec); '
+            'spec.loader.exec_module(mod); '
+            'print("@@" + json.dumps(mod.run_case(*json.loads(sys.argv[1]))))')
     args = json.dumps([method, n, c, device, reps, threads])
     root = os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
     env = dict(os.environ)
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
     try:
-        proc = subprocess.run([sys.executable, '-c', code, args],
+        proc = subprocess.run([sys.executable, '-c', code, args,
+                               os.path.abspath(__file__)],
                               capture_output=True, text=True, env=env,
                               timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -13,7 +13,6 @@ evaluated in float32 (safe under bf16/fp16 autocast).
 """
 from typing import Optional
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor

@@ -126,8 +126,9 @@ def _default_chunk_elems(t: Tensor) -> int:
 
 def efl_focusing_factors(ratio: Tensor, gamma_b: float,
                          scale_factor: float) -> Tuple[Tensor, Tensor]:
-    """``(gamma_j, gamma_j / gamma_b)`` from the gradient ratio ``g_j``."""
-    g = ratio.detach().clamp(0.0, 1.0)
+    """``(gamma_j, gamma_j / gamma_b)`` from the gradient ratio ``g_j``
+    (float64; the loss casts them to its compute dtype)."""
+    g = ratio.detach().double().clamp(0.0, 1.0)
     gamma = gamma_b + scale_factor * (1.0 - g)
     return gamma, gamma / gamma_b
 

@@ -54,7 +54,7 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from ...utils.grad_stats import GradientStatistics, split_pos_neg
-from .eql_loss import top1_accuracy, upcast, weighted_reduce
+from .utils import top1_accuracy, upcast, weighted_reduce
 
 __all__ = ['EqualizationLossV2']
 
@@ -71,6 +71,10 @@ class EqualizationLossV2(nn.Module):
         alpha: ``alpha`` of the positive weight ``1 + alpha (1 - q_j)``.
         init_ratio: initial ``g_j`` (100 keeps the weights at ~1 at start).
         test_with_obj: gate class scores by ``1 - sigmoid(z_C)`` at test.
+        reweight: ``False`` keeps every weight at 1 - plain sigmoid
+            cross-entropy over the ``C + 1`` outputs - while the statistics
+            are still recorded: the paper's sigmoid baseline, whose gradient
+            ratios the EQL v2 ratios are compared with.
         use_sigmoid: kept for config compatibility; must be True.
         reduction: 'none' | 'mean' | 'sum'.
         loss_weight: weight of the loss.
@@ -83,6 +87,7 @@ class EqualizationLossV2(nn.Module):
                  alpha: float = 4.0,
                  init_ratio: float = 100.0,
                  test_with_obj: bool = True,
+                 reweight: bool = True,
                  use_sigmoid: bool = True,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
@@ -96,6 +101,7 @@ class EqualizationLossV2(nn.Module):
         self.mu = float(mu)
         self.alpha = float(alpha)
         self.test_with_obj = test_with_obj
+        self.reweight = bool(reweight)
         self.reduction = reduction
         self.loss_weight = float(loss_weight)
         self.grad_stats = GradientStatistics(
@@ -154,6 +160,9 @@ class EqualizationLossV2(nn.Module):
     # --- the loss ---------------------------------------------------------
     def class_weights(self) -> Tuple[Tensor, Tensor]:
         """Current ``(w, r)`` of the ``C + 1`` columns (float32)."""
+        if not self.reweight:
+            ones = self.grad_stats.ratio().new_ones(self.num_classes + 1)
+            return ones, ones
         q = torch.sigmoid(self.gamma * (self.grad_stats.ratio() - self.mu))
         one = q.new_ones(1)
         neg_w = torch.cat([q, one])

@@ -52,7 +52,7 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from ...utils.grad_stats import GradientStatistics, split_pos_neg
-from .eql_loss import reduction_scale, upcast, weighted_reduce
+from .utils import reduction_scale, upcast, weighted_reduce
 
 __all__ = ['SoftmaxEqualizationLoss']
 

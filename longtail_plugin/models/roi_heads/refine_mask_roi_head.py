@@ -144,7 +144,8 @@ class RefineMaskRoIHead(RefineMaskRoIMixin, StandardRoIHead):
         return dict(mask_preds=logits)
 
     def mask_loss(self, x: Tuple[Tensor], sampling_results,
-                  bbox_feats: Tensor, batch_gt_instances: InstanceList) -> dict:
+                  bbox_feats: Tensor,
+                  batch_gt_instances: InstanceList) -> dict:
         """Forward and loss of the RefineMask head on the positive RoIs."""
         return self._refine_mask_train(self.mask_head,
                                        self.mask_roi_extractor, x,

@@ -239,3 +239,17 @@ def test_bbox_head_integration():
             'loss_bbox'} <= set(losses)
     losses['loss_cls'].backward()
     assert int(head.loss_cls.grad_stats.num_updates) == 1
+
+
+def test_reweight_off_is_plain_bce_but_records_statistics():
+    loss = EqualizationLossV2(num_classes=2, reweight=False)
+    loss.grad_stats.pos_neg.copy_(torch.tensor([0.05, 0.5]))  # would reweight
+    z, y = torch.tensor(Z), torch.tensor(Y)
+    expected = sum(
+        bce(Z[i][j], j == Y[i]) for i in range(3) for j in range(3)) / 3
+    assert loss(z, y).item() == pytest.approx(expected, rel=1e-6)
+    # statistics: |p - y| of the foreground columns, unweighted
+    pos0 = abs(sig(Z[0][0]) - 1)
+    neg0 = abs(sig(Z[1][0])) + abs(sig(Z[2][0]))
+    assert loss.grad_stats.pos_grad[0].item() == pytest.approx(pos0)
+    assert loss.grad_stats.neg_grad[0].item() == pytest.approx(neg0)

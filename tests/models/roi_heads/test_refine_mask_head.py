@@ -102,11 +102,34 @@ BOXES = [
 LABELS = [[0, 2], [1, 0]]
 
 
-def make_inputs(seed=0, batch=2):
+@pytest.fixture(autouse=True, scope='module')
+def _one_thread():
+    # the CI box has 2 cores shared with other jobs: one thread is ~10x
+    # faster than two contending ones for these tiny tensors
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_inputs(seed=0, batch=2, mask_signal=0.0):
+    """Random P2..P5 (2 images) and GT; ``mask_signal`` adds the union of the
+    GT masks to 4 channels, as a trained backbone's features would carry."""
     g = torch.Generator().manual_seed(seed)
     x = tuple(
         torch.randn(batch, C, IMG // s, IMG // s, generator=g)
         for s in (4, 8, 16, 32))
+    if mask_signal:
+        union = torch.stack([
+            torch.from_numpy(
+                np.stack([_ellipse(b) for b in BOXES[i]]).any(0)).float()
+            for i in range(batch)
+        ])[:, None]
+        for f in x:
+            u = torch.nn.functional.interpolate(
+                union, size=f.shape[-2:], mode='bilinear',
+                align_corners=False)
+            f[:, :4] += mask_signal * (u[:, 0:1] - 0.5)
     samples = []
     for i in range(batch):
         boxes = torch.tensor(BOXES[i])
@@ -304,12 +327,17 @@ def build_roi_head(**kw):
 
 def test_roi_head_training_loss_falls():
     torch.manual_seed(0)
-    head = build_roi_head()
+    cfg = roi_head_cfg()
+    cfg['train_cfg']['sampler']['num'] = 8  # <= 4 positive RoIs per image
+    head = MODELS.build(cfg)
+    head.init_weights()
     head.train()
-    x, samples = make_inputs()
+    x, samples = make_inputs(mask_signal=3.0)
     opt = torch.optim.SGD(head.parameters(), lr=0.02, momentum=0.9)
     hist = []
-    for step in range(30):
+    # 40 SGD steps (lr 0.02, as the configs); over seeds 0-4 the ratio
+    # last-5 / first-5 ranged 0.47-0.75
+    for step in range(40):
         losses = head.loss(x, proposals(step), samples)
         assert {'loss_instance', 'loss_semantic', 'bce_112'} <= set(losses)
         total = sum(v for k, v in losses.items() if 'loss' in k)

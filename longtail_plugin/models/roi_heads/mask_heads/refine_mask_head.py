@@ -8,7 +8,7 @@ Architecture (:class:`RefineMaskHead`, the paper's version)::
 
     RoI feats 14x14 (P2..P5) -> 2 x [3x3 conv + ReLU]          -> F_14 (256)
     P2 (stride 4)            -> 4 x [3x3 conv + ReLU]          -> S (256)
-                             -> 1x1 conv                       -> semantic_pred (1 ch)
+                             -> 1x1 conv                 -> semantic_pred (1 ch)
     SFM(14): F_14 -> F_28 (128), logits_14
     SFM(28): F_28 -> F_56 (64),  logits_28
     SFM(56): F_56 -> F_112 (32), logits_56
@@ -170,7 +170,8 @@ class RefineMaskHead(BaseModule):
                              f'entry per output ({num_out})')
         for a, b in zip(stage_sup_size[:-1], stage_sup_size[1:]):
             if b != 2 * a:
-                raise ValueError(f'stage_sup_size must double: {stage_sup_size}')
+                raise ValueError(
+                    f'stage_sup_size must double: {stage_sup_size}')
         if not 0 <= inference_start < num_out:
             raise ValueError(f'invalid inference_start {inference_start}')
         if any(not 0 < i < num_out for i in bar_stages):

@@ -63,6 +63,29 @@ def label_conv1x1(conv: nn.Conv2d, x: Tensor, labels: Tensor) -> Tensor:
     return (out + conv.bias[idx].to(out.dtype)[:, None, None])[:, None]
 
 
+def _kaiming_fan_in(modules, scale: float = 1.0) -> None:
+    """He init with ``mode='fan_in'`` (variance-preserving in the forward
+    pass) for the convs of ``modules``, times ``scale``.
+
+    mmcv's ``ConvModule`` defaults to ``fan_out``, which amplifies the
+    activations of every channel-reducing 1x1 conv (2C+2 -> C, C -> C/2-2) and,
+    with the summed fusion branches, grows them ~4x per stage (~100x at 112x112
+    in a 256-channel head): a recipe for the loss explosions reported with the
+    authors' code.
+    """
+    for mod in modules:
+        if mod is None:
+            continue
+        for m in mod.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(
+                    m.weight, mode='fan_in', nonlinearity='relu')
+                with torch.no_grad():
+                    m.weight.mul_(scale)
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0)
+
+
 def roi_align_fp32(op: RoIAlign, feat: Tensor, rois: Tensor) -> Tensor:
     """Run an mmcv ``RoIAlign`` on bf16 features by computing it in float32.
 
@@ -116,6 +139,15 @@ class MultiBranchFusion(BaseModule):
             conv_cfg=conv_cfg,
             norm_cfg=norm_cfg,
             act_cfg=act_cfg)
+
+    def init_weights(self) -> None:
+        """Fan-in He init; the summed terms are scaled by ``1/sqrt(n)`` so
+        that their sum keeps the input's scale."""
+        super().init_weights()
+        n = len(self.branches) + (self.global_conv is not None)
+        _kaiming_fan_in(list(self.branches) + [self.global_conv],
+                        scale=n**-0.5)
+        _kaiming_fan_in([self.merge])
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.branches[0](x)
@@ -212,7 +244,9 @@ class SemanticFusionModule(BaseModule):
                                    **conv_kw)
 
     def init_weights(self) -> None:
-        super().init_weights()
+        super().init_weights()  # includes the fusion's own init
+        _kaiming_fan_in(
+            [self.semantic_in, self.semantic_out, self.fuse_in, self.fuse_out])
         # small predictor init (fan_out of a 1-class 1x1 conv would give
         # std 1.4 and saturated initial logits)
         nn.init.normal_(self.instance_logits.weight, std=0.01)
