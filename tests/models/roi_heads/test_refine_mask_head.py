@@ -470,3 +470,24 @@ def test_configs_build_roi_heads():
         if 'lvis' in f:
             assert mh.stage_num_classes[-1] == 1
             assert rh.test_cfg.max_per_img == 300
+
+
+def test_simple_variant_in_roi_head():
+    torch.manual_seed(0)
+    head = build_roi_head(
+        mask_head=dict(
+            type='SimpleRefineMaskHead',
+            num_classes=NUM_CLASSES,
+            in_channels=C,
+            conv_out_channels=C,
+            semantic_channels=8,
+            stage_channels=(8, 8, 4)))
+    x, samples = make_inputs()
+    losses = head.loss(x, proposals(), samples)
+    assert 'loss_semantic' not in losses and 'loss_instance' in losses
+    losses['loss_instance'].backward()
+    head.eval()
+    with torch.no_grad():
+        res = head.predict_mask(x, [s.metainfo for s in samples],
+                                _det_results())
+    assert res[0].masks.shape == (2, IMG, IMG)
