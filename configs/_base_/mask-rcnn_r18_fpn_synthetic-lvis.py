@@ -44,6 +44,19 @@ model = dict(
         # keep CPU evaluation fast; real LVIS configs keep 300 / 1e-4.
         rcnn=dict(score_thr=1e-3, max_per_img=100)))
 
+# Initialisation of a SIGMOID RoI classifier trained from scratch on this
+# short budget (used by the EQL / EQL v2 configs; the softmax head keeps
+# MMDetection's): class biases start at the sigmoid prior p = 0.01, the
+# rest as in Shared2FCBBoxHead. See configs/eqlv2/README.md for why.
+sigmoid_prior_init = [
+    dict(type='Normal', std=0.01, bias_prob=0.01,
+         override=dict(name='fc_cls')),
+    dict(type='Normal', std=0.001, override=dict(name='fc_reg')),
+    dict(type='Xavier', distribution='uniform',
+         override=[dict(name='shared_fcs'), dict(name='cls_fcs'),
+                   dict(name='reg_fcs')])
+]
+
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),

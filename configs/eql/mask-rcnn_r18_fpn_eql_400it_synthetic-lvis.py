@@ -7,6 +7,8 @@ _base_ = '../_base_/mask-rcnn_r18_fpn_synthetic-lvis.py'
 model = dict(
     roi_head=dict(
         bbox_head=dict(
+            # sigmoid prior init as in the EQL v2 synthetic config
+            init_cfg={{_base_.sigmoid_prior_init}},
             loss_cls=dict(
                 _delete_=True,
                 type='EqualizationLoss',

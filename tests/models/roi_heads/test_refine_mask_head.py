@@ -469,6 +469,7 @@ def test_configs_build_roi_heads():
         assert mh.stage_sup_size == [14, 28, 56, 112]
         if 'lvis' in f:
             assert mh.stage_num_classes[-1] == 1
+        if 'lvis-v1' in f:  # real LVIS: the LVIS test protocol
             assert rh.test_cfg.max_per_img == 300
 
 
