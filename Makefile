@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 DEMO_OUT ?= work_dirs/demo
 DEMO_CONFIGS ?= $(shell cat configs/demo_configs.txt | grep -v '^\#')
 DEMO_SEEDS ?= 0
+DEMO_JOBS ?= 2
 PYTEST_ARGS ?=
 
 .PHONY: setup setup-tests demo test clean-venv
@@ -19,7 +20,7 @@ setup-tests:
 	@bash tools/setup_env.sh tests
 
 demo: setup
-	$(PY) tools/lt_benchmark.py --configs $(DEMO_CONFIGS) --seeds $(DEMO_SEEDS) --out $(DEMO_OUT)
+	$(PY) tools/lt_benchmark.py --configs $(DEMO_CONFIGS) --seeds $(DEMO_SEEDS) --jobs $(DEMO_JOBS) --out $(DEMO_OUT)
 
 test: setup-tests
 	$(PY) -m pytest tests -q -rs $(PYTEST_ARGS)

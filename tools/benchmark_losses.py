@@ -15,11 +15,13 @@ import sys
 from typing import List, Optional
 
 try:
-    from longtail_plugin.utils.loss_benchmark import (METHODS, format_table,
+    from longtail_plugin.utils.loss_benchmark import (METHODS, ROI_METHODS,
+                                                      format_table,
                                                       run_benchmark)
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    from longtail_plugin.utils.loss_benchmark import (METHODS, format_table,
+    from longtail_plugin.utils.loss_benchmark import (METHODS, ROI_METHODS,
+                                                      format_table,
                                                       run_benchmark)
 
 
@@ -30,7 +32,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                    help='numbers of anchors (rows of the logits)')
     p.add_argument('--num-classes', type=int, default=1203)
     p.add_argument('--methods', nargs='+', default=list(METHODS),
-                   choices=METHODS)
+                   choices=METHODS + ROI_METHODS,
+                   help='dense losses (default) or the RoI losses '
+                   f'{ROI_METHODS}, compared with sigmoid_ce')
     p.add_argument('--device', default='cpu', help='cpu | cuda | cuda:1')
     p.add_argument('--reps', type=int, default=5,
                    help='timed repetitions per case (median reported)')

@@ -11,6 +11,13 @@ forward + backward pass of
 * ``efl_naive``: Equalized Focal Loss written element-wise with autograd
   (per-class ``gamma_j`` broadcast, one-hot target),
 * ``efl``: :class:`~longtail_plugin.models.losses.EqualizedFocalLoss` in
+  training mode, statistics collection included;
+
+and, for two-stage RoI classifiers (``C + 1`` columns, 25% foreground RoIs):
+
+* ``sigmoid_ce``: MMDetection's ``CrossEntropyLoss(use_sigmoid=True)``, the
+  plain sigmoid cross-entropy EQL v2 is measured against,
+* ``eqlv2``: :class:`~longtail_plugin.models.losses.EqualizationLossV2` in
   training mode, statistics collection included.
 
 Each case runs in a fresh Python process (so peaks do not mix): one
@@ -32,10 +39,11 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 __all__ = [
-    'METHODS', 'run_case', 'run_benchmark', 'format_table', 'naive_efl'
+    'METHODS', 'ROI_METHODS', 'run_case', 'run_benchmark', 'format_table', 'naive_efl'
 ]
 
 METHODS = ('bce', 'focal_py', 'focal_mmcv', 'efl_naive', 'efl')
+ROI_METHODS = ('sigmoid_ce', 'eqlv2')
 
 
 def naive_efl(pred, onehot, gamma, factor, alpha=0.25, weight=None,
@@ -93,6 +101,13 @@ def _build_step(method: str, n: int, c: int, device: str):
     ratio = torch.rand(c, generator=g).to(device)
     gamma = 2.0 + 8.0 * (1 - ratio)
     factor = gamma / 2.0
+    if method in ROI_METHODS:
+        # RoI classifier: C + 1 columns, a quarter of the RoIs foreground
+        logits = (torch.randn(n, c + 1, generator=g) * 2 - 2).to(device)
+        labels = torch.full((n, ), c, dtype=torch.long)
+        idx = torch.randperm(n, generator=g)[:max(1, n // 4)]
+        labels[idx] = torch.randint(0, c, (len(idx), ), generator=g)
+        labels = labels.to(device)
     need_onehot = method in ('bce', 'focal_py', 'efl_naive')
     onehot = None
     if need_onehot:
@@ -131,6 +146,20 @@ def _build_step(method: str, n: int, c: int, device: str):
             out = module(x, labels, weight, avg_factor=avg_factor)
             module.discard_pending_statistics()
             return out
+    elif method == 'sigmoid_ce':
+        from mmdet.models.losses import CrossEntropyLoss
+        module = CrossEntropyLoss(use_sigmoid=True)
+
+        def loss_fn(x):
+            return module(x, labels, weight)
+    elif method == 'eqlv2':
+        from longtail_plugin.models.losses import EqualizationLossV2
+        module = EqualizationLossV2(num_classes=c).to(device).train()
+        with torch.no_grad():
+            module.grad_stats.pos_neg.copy_(ratio.double())
+
+        def loss_fn(x):
+            return module(x, labels, weight)
     else:
         raise ValueError(f'unknown method {method!r}')
 
@@ -252,12 +281,13 @@ def run_benchmark(sizes: Sequence[int],
 
 
 def format_table(results: Sequence[Dict]) -> str:
-    """Markdown table; ratios are against ``bce`` at the same size."""
-    bce = {(r['n'], r['c']): r for r in results
-           if r['method'] == 'bce' and 'error' not in r}
+    """Markdown table; ratios are against the reference at the same size:
+    ``bce`` for the dense losses, ``sigmoid_ce`` for the RoI losses."""
+    refs = {(r['method'], r['n'], r['c']): r for r in results
+            if r['method'] in ('bce', 'sigmoid_ce') and 'error' not in r}
     lines = [
-        '| anchors x classes | method | fwd+bwd ms (median) | time / BCE '
-        '| peak extra MB | peak / logits | peak / BCE |',
+        '| rows x classes | method | fwd+bwd ms (median) | time / ref '
+        '| peak extra MB | peak / logits | peak / ref |',
         '|---|---|---:|---:|---:|---:|---:|'
     ]
     for r in results:
@@ -266,7 +296,8 @@ def format_table(results: Sequence[Dict]) -> str:
             lines.append(f"| {size} | {r['method']} | n/a ({r['error']}) "
                          f'| | | | |')
             continue
-        ref = bce.get((r['n'], r['c']))
+        ref_name = 'sigmoid_ce' if r['method'] in ROI_METHODS else 'bce'
+        ref = refs.get((ref_name, r['n'], r['c']))
         ms = r['median_s'] * 1e3
         t_ratio = f"{r['median_s'] / ref['median_s']:.2f}" if ref else ''
         peak = r.get('peak_extra_bytes')
