@@ -50,9 +50,9 @@ class Progress:
         self.total = total
         self.lock = threading.Lock()
 
-    def start(self, idx: int, name: str, seed: int):
+    def say(self, idx: int, name: str, seed: int, what: str):
         with self.lock:
-            print(f'[{idx}/{self.total}] {name} seed={seed}: started',
+            print(f'[{idx}/{self.total}] {name} seed={seed}: {what}',
                   flush=True)
 
     def make_callback(self, idx: int, name: str, seed: int):
@@ -103,11 +103,10 @@ def main():
         name = run_name(spec.config)
         done = osp.join(spec.work_dir, 'result.json')
         if osp.exists(done) and not args.rerun:
-            print(f'[{idx}/{len(specs)}] {name} seed={spec.seed}: '
-                  'reusing finished run', flush=True)
+            progress.say(idx, name, spec.seed, 'reusing finished run')
             with open(done) as f:
                 return json.load(f)
-        progress.start(idx, name, spec.seed)
+        progress.say(idx, name, spec.seed, 'started')
         res = run_training(
             spec, data_root=args.data_root, threads=threads,
             on_progress=progress.make_callback(idx, name, spec.seed))
@@ -115,11 +114,10 @@ def main():
         with open(done, 'w') as f:
             json.dump(rec, f, indent=1)
         m = res.metrics
-        print(f'[{idx}/{len(specs)}] {name} seed={spec.seed}: done in '
-              f'{res.wall_time_s / 60:.1f} min, bbox AP '
-              f"{100 * m.get('lvis/bbox_AP', float('nan')):.1f} "
-              f"APr {100 * m.get('lvis/bbox_APr', float('nan')):.1f}",
-              flush=True)
+        progress.say(
+            idx, name, spec.seed, f'done in {res.wall_time_s / 60:.1f} min, '
+            f"bbox AP {100 * m.get('lvis/bbox_AP', float('nan')):.1f} "
+            f"APr {100 * m.get('lvis/bbox_APr', float('nan')):.1f}")
         return rec
 
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
