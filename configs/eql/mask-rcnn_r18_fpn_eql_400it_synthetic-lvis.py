@@ -14,5 +14,7 @@ model = dict(
                 type='EqualizationLoss',
                 num_classes={{_base_.num_classes}},
                 lambda_=0.092,
-                ann_file={{_base_.data_root}} +
-                'annotations/lvis_v1_train.json'))))
+                # the training file of the base's data_root (the benchmark
+                # runner moves every path under data_root together)
+                ann_file='data/synthetic_lvis/annotations/lvis_v1_train.json'
+            ))))

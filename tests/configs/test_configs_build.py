@@ -18,12 +18,14 @@ def test_configs_found():
     assert len(CONFIGS) >= 3
 
 
-def _stand_in_ann_files(node, tmp_path):
+def _stand_in_ann_files(node, tmp_path, train_ann):
     """Losses that read class frequencies at build time (EQL v1) name the
-    training annotation file; where it is absent (real LVIS, or synthetic
-    data not generated yet) point them at a stand-in with as many
-    categories, so that the build itself is what is tested."""
+    training annotation file: it must be the training set's; where it is
+    absent (real LVIS, or synthetic data not generated yet) point them at a
+    stand-in with as many categories, so that the build itself is tested."""
     if isinstance(node, dict):
+        if 'ann_file' in node and 'num_classes' in node:
+            assert osp.normpath(node['ann_file']) == osp.normpath(train_ann)
         if 'ann_file' in node and 'num_classes' in node and \
                 not osp.exists(node['ann_file']):
             k = node['num_classes']
@@ -36,10 +38,10 @@ def _stand_in_ann_files(node, tmp_path):
             node['ann_file'] = str(path)
             node.pop('data_root', None)
         for v in node.values():
-            _stand_in_ann_files(v, tmp_path)
+            _stand_in_ann_files(v, tmp_path, train_ann)
     elif isinstance(node, list):
         for v in node:
-            _stand_in_ann_files(v, tmp_path)
+            _stand_in_ann_files(v, tmp_path, train_ann)
 
 
 @pytest.mark.parametrize('path', CONFIGS,
@@ -49,7 +51,11 @@ def test_config_builds(path, tmp_path):
     from mmdet.utils import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(path)
-    _stand_in_ann_files(cfg.model, tmp_path)
+    from longtail_plugin.engine.hooks.grad_ratio_hook import \
+        find_dataset_ann_file
+    ann_file, data_root = find_dataset_ann_file(cfg.train_dataloader.dataset)
+    _stand_in_ann_files(cfg.model, tmp_path,
+                        osp.join(data_root or '', ann_file))
     assert cfg.custom_imports['imports'] == ['longtail_plugin']
     model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0

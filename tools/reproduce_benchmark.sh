@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Reproduces the synthetic-benchmark table of the README (2 trainings side by
+# side on a 2-core machine, about 13-18 minutes a pair): the headline pairs
+# first, then the other rows; every call reuses the runs already finished in
+# $OUT, and the last one only tabulates.
+set -e
+cd "$(dirname "$0")/.."
+OUT=${OUT:-work_dirs/lt}
+B=configs/baselines; E=configs/eqlv2
+SOFTMAX=$B/mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py
+EQLV2=$E/mask-rcnn_r18_fpn_eqlv2_400it_synthetic-lvis.py
+ALL="$SOFTMAX $B/mask-rcnn_r18_fpn_rfs_400it_synthetic-lvis.py
+     $B/mask-rcnn_r18_fpn_seesaw_400it_synthetic-lvis.py
+     $E/mask-rcnn_r18_fpn_sigmoid_400it_synthetic-lvis.py $EQLV2
+     configs/eql/mask-rcnn_r18_fpn_eql_400it_synthetic-lvis.py
+     configs/softmax_eql/mask-rcnn_r18_fpn_softmax-eql_400it_synthetic-lvis.py
+     configs/efl/atss_r18_fpn_focal_400it_synthetic-lvis.py
+     configs/efl/atss_r18_fpn_efl_400it_synthetic-lvis.py"
+run() { .venv/bin/python tools/lt_benchmark.py --out "$OUT" --jobs 2 "$@"; }
+for seed in 0 1 2; do run --seeds $seed --configs $SOFTMAX $EQLV2; done
+run --seeds 0 --configs $B/mask-rcnn_r18_fpn_rfs_400it_synthetic-lvis.py $B/mask-rcnn_r18_fpn_seesaw_400it_synthetic-lvis.py
+run --seeds 0 --configs $E/mask-rcnn_r18_fpn_sigmoid_400it_synthetic-lvis.py configs/eql/mask-rcnn_r18_fpn_eql_400it_synthetic-lvis.py
+run --seeds 0 --configs configs/softmax_eql/mask-rcnn_r18_fpn_softmax-eql_400it_synthetic-lvis.py
+run --seeds 0 --configs configs/efl/atss_r18_fpn_focal_400it_synthetic-lvis.py configs/efl/atss_r18_fpn_efl_400it_synthetic-lvis.py
+run --report-only --seeds 0 1 2 --configs $ALL
+.venv/bin/python tools/plot_grad_ratio.py \
+    --ann-file data/synthetic_lvis/annotations/lvis_v1_train.json \
+    --checkpoint "$OUT"/mask-rcnn_r18_fpn_sigmoid_400it_synthetic-lvis/seed0/iter_400.pth \
+                 "$OUT"/mask-rcnn_r18_fpn_eqlv2_400it_synthetic-lvis/seed0/iter_400.pth \
+    --labels "sigmoid baseline" "EQL v2" --out "$OUT"/grad_ratio.png
