@@ -63,7 +63,8 @@ def plot_groups(rows: Dict[str, dict], path: str) -> None:
     import matplotlib.pyplot as plt
 
     names = list(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    fig, axes = plt.subplots(
+        1, 2, figsize=(12, 4.5 + 0.25 * len(names)), sharey=True)
     width = 0.8 / max(len(names), 1)
     groups = ['APr', 'APc', 'APf', 'AP']
     x = np.arange(len(groups))
@@ -80,8 +81,9 @@ def plot_groups(rows: Dict[str, dict], path: str) -> None:
         ax.set_title(f'{iou} AP by frequency group')
         ax.grid(axis='y', alpha=0.3)
     axes[0].set_ylabel('AP (%)')
-    axes[1].legend(fontsize=7, loc='lower right')
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc='lower center', ncol=2)
+    fig.tight_layout(rect=(0, 0.06 + 0.045 * ((len(names) + 1) // 2), 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
