@@ -99,6 +99,35 @@ class RefineMaskRoIMixin:
         return torch.cat(outs) if outs else rois.new_zeros(
             (0, 1, mask_head.stage_sup_size[-1], mask_head.stage_sup_size[-1]))
 
+    def _predict_refined_masks(self, x: Tuple[Tensor],
+                               batch_img_metas: List[dict],
+                               results_list: InstanceList, rescale: bool,
+                               heads: List[tuple]) -> InstanceList:
+        """Masks of the detected boxes from one or more ``(mask_head,
+        mask_roi_extractor)`` pairs (cascade stages): their sigmoid
+        probabilities are averaged and pasted by the last head."""
+        mask_rois = bbox2roi([res.bboxes for res in results_list])
+        if mask_rois.shape[0] == 0:
+            return empty_instances(
+                batch_img_metas,
+                mask_rois.device,
+                task_type='mask',
+                instance_results=results_list,
+                mask_thr_binary=self.test_cfg.mask_thr_binary)
+        labels = self._labels_of(results_list)
+        probs = None
+        for head, extractor in heads:
+            p = self._refine_mask_logits(head, extractor, x, mask_rois,
+                                         labels).sigmoid()
+            probs = p if probs is None else probs + p
+        probs = (probs / len(heads)).split([len(r) for r in results_list], 0)
+        return heads[-1][0].predict_by_feat(
+            mask_probs=probs,
+            results_list=results_list,
+            batch_img_metas=batch_img_metas,
+            rcnn_test_cfg=self.test_cfg,
+            rescale=rescale)
+
     @staticmethod
     def _labels_of(results_list: InstanceList) -> Tensor:
         return torch.cat([res.labels for res in results_list])
@@ -158,26 +187,9 @@ class RefineMaskRoIHead(RefineMaskRoIMixin, StandardRoIHead):
                      results_list: InstanceList,
                      rescale: bool = False) -> InstanceList:
         """Batched, chunked RefineMask inference on the detected boxes."""
-        bboxes = [res.bboxes for res in results_list]
-        mask_rois = bbox2roi(bboxes)
-        if mask_rois.shape[0] == 0:
-            return empty_instances(
-                batch_img_metas,
-                mask_rois.device,
-                task_type='mask',
-                instance_results=results_list,
-                mask_thr_binary=self.test_cfg.mask_thr_binary)
-        logits = self._refine_mask_logits(self.mask_head,
-                                          self.mask_roi_extractor, x,
-                                          mask_rois,
-                                          self._labels_of(results_list))
-        probs = logits.sigmoid().split([len(r) for r in results_list], 0)
-        return self.mask_head.predict_by_feat(
-            mask_probs=probs,
-            results_list=results_list,
-            batch_img_metas=batch_img_metas,
-            rcnn_test_cfg=self.test_cfg,
-            rescale=rescale)
+        return self._predict_refined_masks(
+            x, batch_img_metas, results_list, rescale,
+            [(self.mask_head, self.mask_roi_extractor)])
 
 
 @MODELS.register_module()
@@ -222,27 +234,7 @@ class RefineMaskCascadeRoIHead(RefineMaskRoIMixin, CascadeRoIHead):
                      batch_img_metas: List[dict],
                      results_list: InstanceList,
                      rescale: bool = False) -> InstanceList:
-        bboxes = [res.bboxes for res in results_list]
-        mask_rois = bbox2roi(bboxes)
-        if mask_rois.shape[0] == 0:
-            return empty_instances(
-                batch_img_metas,
-                mask_rois.device,
-                task_type='mask',
-                instance_results=results_list,
-                mask_thr_binary=self.test_cfg.mask_thr_binary)
-        labels = self._labels_of(results_list)
-        probs = None
-        for stage in range(self.num_stages):
-            p = self._refine_mask_logits(self.mask_head[stage],
-                                         self.mask_roi_extractor[stage], x,
-                                         mask_rois, labels).sigmoid()
-            probs = p if probs is None else probs + p
-        probs = (probs / self.num_stages).split(
-            [len(r) for r in results_list], 0)
-        return self.mask_head[-1].predict_by_feat(
-            mask_probs=probs,
-            results_list=results_list,
-            batch_img_metas=batch_img_metas,
-            rcnn_test_cfg=self.test_cfg,
-            rescale=rescale)
+        """Each stage's merged probabilities, averaged, then pasted."""
+        return self._predict_refined_masks(
+            x, batch_img_metas, results_list, rescale,
+            list(zip(self.mask_head, self.mask_roi_extractor)))
