@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .utils import top1_accuracy, upcast, weighted_reduce
+from .utils import (check_head_num_classes, top1_accuracy, upcast,
+                    weighted_reduce)
 
 __all__ = ['EqualizationLoss']
 
@@ -127,10 +128,8 @@ class EqualizationLoss(nn.Module):
 
     def get_cls_channels(self, num_classes: int) -> int:
         """Classifier channels: one sigmoid per foreground class."""
-        if num_classes != self.num_classes:
-            raise ValueError(
-                f'EqualizationLoss: num_classes={self.num_classes} but the '
-                f'head has num_classes={num_classes}')
+        check_head_num_classes('EqualizationLoss', self.num_classes,
+                               num_classes)
         return num_classes
 
     def _fg(self, cls_score: Tensor) -> Tensor:

@@ -54,7 +54,8 @@ from torch import Tensor
 
 from mmdet.registry import MODELS
 from ...utils.grad_stats import GradientStatistics, split_pos_neg
-from .utils import top1_accuracy, upcast, weighted_reduce
+from .utils import (check_head_num_classes, top1_accuracy, upcast,
+                    weighted_reduce)
 
 __all__ = ['EqualizationLossV2']
 
@@ -118,10 +119,8 @@ class EqualizationLossV2(nn.Module):
     # --- MMDetection's custom classifier protocol -------------------------
     def get_cls_channels(self, num_classes: int) -> int:
         """``C + 1``: the classes and the objectness column."""
-        if num_classes != self.num_classes:
-            raise ValueError(
-                f'EqualizationLossV2: num_classes={self.num_classes} but the '
-                f'head has num_classes={num_classes}')
+        check_head_num_classes('EqualizationLossV2', self.num_classes,
+                               num_classes)
         return num_classes + 1
 
     def _check(self, cls_score: Tensor) -> None:

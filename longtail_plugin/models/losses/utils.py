@@ -10,7 +10,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ['weighted_reduce', 'reduction_scale', 'upcast', 'top1_accuracy']
+__all__ = [
+    'weighted_reduce', 'reduction_scale', 'upcast', 'top1_accuracy',
+    'check_head_num_classes'
+]
 
 
 def weighted_reduce(loss: Tensor,
@@ -65,3 +68,12 @@ def top1_accuracy(score: Tensor, labels: Tensor) -> Tensor:
         return score.new_tensor(0.)
     correct = (score.detach().argmax(dim=-1) == labels).float().sum()
     return correct * (100.0 / labels.numel())
+
+
+def check_head_num_classes(owner: str, loss_classes: int,
+                           head_classes: int) -> None:
+    """Clear error when a loss and its head disagree on ``num_classes``."""
+    if head_classes != loss_classes:
+        raise ValueError(
+            f'{owner}: num_classes={loss_classes} but the head has '
+            f'num_classes={head_classes}')
