@@ -22,6 +22,8 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from longtail_plugin.benchmark import (RunSpec, run_name,  # noqa: E402
                                        run_training, write_report)
+from longtail_plugin.benchmark.runner import (  # noqa: E402
+    boundary_metrics, predict_checkpoint)
 
 
 def parse_args():
@@ -36,8 +38,14 @@ def parse_args():
     p.add_argument('--num-classes', type=int, default=100)
     p.add_argument('--jobs', type=int, default=1,
                    help='trainings run side by side (threads are split)')
+    p.add_argument('--threads', type=int, default=None,
+                   help='torch threads per training (default: cores / jobs)')
     p.add_argument('--rerun', action='store_true',
                    help='train again even when a finished run is found')
+    p.add_argument('--add-boundary', action='store_true',
+                   help='for finished mask runs without boundary scores: '
+                   'predict with their checkpoint and add the boundary '
+                   'F-score to result.json')
     p.add_argument('--report-only', action='store_true',
                    help='train nothing: tabulate the finished runs in --out')
     return p.parse_args()
@@ -96,7 +104,7 @@ def main():
             args.data_root, seed=args.data_seed,
             num_classes=args.num_classes)
     progress = Progress(len(specs))
-    threads = max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
+    threads = args.threads or max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
 
     def one(idx_spec):
         idx, spec = idx_spec
@@ -105,7 +113,16 @@ def main():
         if osp.exists(done) and not args.rerun:
             progress.say(idx, name, spec.seed, 'reusing finished run')
             with open(done) as f:
-                return json.load(f)
+                rec = json.load(f)
+            if (args.add_boundary and 'lvis/segm_AP' in rec['metrics']
+                    and 'boundary/F@1' not in rec['metrics']):
+                progress.say(idx, name, spec.seed,
+                             'predicting for the boundary F-score')
+                predict_checkpoint(spec.work_dir, threads)
+                rec['metrics'].update(boundary_metrics(spec.work_dir))
+                with open(done, 'w') as f:
+                    json.dump(rec, f, indent=1)
+            return rec
         progress.say(idx, name, spec.seed, 'started')
         res = run_training(
             spec, data_root=args.data_root, threads=threads,

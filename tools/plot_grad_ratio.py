@@ -8,6 +8,11 @@ Example::
         --ann-file data/lvis_v1/annotations/lvis_v1_train.json \
         --out grad_ratio.png
 
+    # the logged per-group means over training, from runs' scalars.json
+    python tools/plot_grad_ratio.py --trace \
+        work_dirs/lt/atss_r18_fpn_efl_400it_synthetic-lvis/seed0/*/vis_data/scalars.json \
+        --labels EFL --out efl_trace.png
+
 One panel per checkpoint (and per statistics module when a checkpoint holds
 several, e.g. cascade stages; ``--module`` selects by substring). The logic
 lives in :mod:`longtail_plugin.utils.grad_ratio`.
@@ -19,7 +24,14 @@ from typing import List, Optional
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--checkpoint', nargs='+', required=True)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument('--checkpoint', nargs='+')
+    src.add_argument('--trace', nargs='+', metavar='SCALARS_JSON',
+                     help="runs' vis_data/scalars.json: plot the per-group "
+                     'means logged by GradRatioLoggerHook against iteration')
+    p.add_argument('--quantity', default='grad_ratio',
+                   help='with --trace: grad_ratio, focal_gamma, '
+                   'weight_factor, ...')
     p.add_argument('--labels', nargs='+', help='one label per checkpoint')
     p.add_argument('--ann-file', help='training annotation file (x axis)')
     p.add_argument('--data-root', default=None)
@@ -32,6 +44,15 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
+    if args.trace:
+        from longtail_plugin.utils.grad_ratio import plot_group_traces
+        labels = args.labels or args.trace
+        if len(labels) != len(args.trace):
+            sys.exit(f'{len(labels)} labels for {len(args.trace)} runs')
+        plot_group_traces(list(zip(labels, args.trace)), args.out,
+                          args.quantity, args.title)
+        print(f'wrote {args.out}')
+        return 0
     from longtail_plugin.utils import load_category_info
     from longtail_plugin.utils.grad_ratio import (load_grad_statistics,
                                                   plot_grad_ratios)

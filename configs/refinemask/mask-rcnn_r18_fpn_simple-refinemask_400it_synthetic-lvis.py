@@ -1,11 +1,10 @@
-# The faster RefineMask variant on the synthetic benchmark.
+# The faster RefineMask variant on the synthetic benchmark (only the mask
+# head differs from the FCN row).
 _base_ = '../_base_/mask-rcnn_r18_fpn_synthetic-lvis.py'
 
 model = dict(
     roi_head=dict(
         type='RefineMaskRoIHead',
-        bbox_head=dict(
-            loss_cls=dict(loss_weight=2.0), loss_bbox=dict(loss_weight=2.0)),
         mask_head=dict(
             _delete_=True,
             type='SimpleRefineMaskHead',

@@ -9,8 +9,16 @@ import numpy as np
 __all__ = ['summarize', 'markdown_table', 'plot_groups', 'write_report',
            'COLUMNS']
 
+# (group, key): LVIS APs are ``lvis/{group}_{key}`` fractions, boundary
+# F-scores (runner.boundary_metrics, matched instances) ``boundary/{key}``;
+# all are shown in percent. Columns no run has are left out of the table.
 COLUMNS = [('bbox', k) for k in ('AP', 'APr', 'APc', 'APf')] + \
-    [('segm', k) for k in ('AP', 'APr', 'APc', 'APf')]
+    [('segm', k) for k in ('AP', 'APr', 'APc', 'APf')] + \
+    [('boundary', k) for k in ('F@1', 'F@3')]
+
+
+def _metric_key(group: str, key: str) -> str:
+    return f'boundary/{key}' if group == 'boundary' else f'lvis/{group}_{key}'
 
 
 def summarize(results: Sequence[dict]) -> 'OrderedDict[str, dict]':
@@ -24,7 +32,7 @@ def summarize(results: Sequence[dict]) -> 'OrderedDict[str, dict]':
         row['seeds'].append(r['seed'])
         row['time'].append(r['wall_time_s'])
         for iou, k in COLUMNS:
-            v = r['metrics'].get(f'lvis/{iou}_{k}')
+            v = r['metrics'].get(_metric_key(iou, k))
             row['values'].setdefault(f'{iou}_{k}', []).append(
                 np.nan if v is None else 100.0 * v)
     for row in rows.values():
@@ -40,13 +48,15 @@ def summarize(results: Sequence[dict]) -> 'OrderedDict[str, dict]':
 
 def markdown_table(rows: Dict[str, dict]) -> str:
     """One line per config: mean (+- std over seeds when > 1 seed)."""
-    head = ['config', 'seeds'] + [f'{i} {k}' for i, k in COLUMNS] + \
+    cols = [(i, k) for i, k in COLUMNS if any(
+        not np.isnan(row['mean'][f'{i}_{k}']) for row in rows.values())]
+    head = ['config', 'seeds'] + [f'{i} {k}' for i, k in cols] + \
         ['train+eval time']
     lines = ['| ' + ' | '.join(head) + ' |',
              '|' + '---|' * len(head)]
     for name, row in rows.items():
         cells = [name, str(len(row['seeds']))]
-        for iou, k in COLUMNS:
+        for iou, k in cols:
             key = f'{iou}_{k}'
             m, s = row['mean'][key], row['std'][key]
             cells.append(f'{m:.1f}' if len(row['seeds']) == 1 else
@@ -97,7 +107,9 @@ def write_report(results: List[dict], out_dir: str) -> str:
     with open(osp.join(out_dir, 'results.md'), 'w') as f:
         f.write('# Synthetic long-tailed LVIS benchmark\n\n')
         f.write('AP in %, LVIS metric on the validation split; '
-                'mean ± sample std over seeds.\n\n')
+                'mean ± sample std over seeds. boundary F@d: boundary '
+                'F-score (%) of the matched ground-truth masks at d px '
+                '(tools/eval_boundary.py protocol).\n\n')
         f.write(table + '\n')
     plot_groups(rows, osp.join(out_dir, 'ap_by_group.png'))
     return table

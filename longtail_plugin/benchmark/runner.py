@@ -20,7 +20,7 @@ from mmengine.config import Config
 
 __all__ = [
     'RunSpec', 'RunResult', 'mmdet_tool', 'prepare_config', 'run_training',
-    'read_metrics', 'run_name'
+    'read_metrics', 'run_name', 'boundary_metrics', 'predict_checkpoint'
 ]
 
 DEFAULT_DATA_ROOT = 'data/synthetic_lvis/'
@@ -96,6 +96,11 @@ def prepare_config(config: str,
         cfg.data_root = new_root
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.work_dir = work_dir
+    # Keep the final predictions (``<work_dir>/results/val.segm.json`` ...)
+    # so mask runs can also be scored for boundary quality.
+    if isinstance(cfg.get('val_evaluator'), dict):
+        cfg.val_evaluator.outfile_prefix = osp.join(work_dir, 'results',
+                                                    'val')
     if overrides:
         cfg.merge_from_dict(overrides)
     os.makedirs(work_dir, exist_ok=True)
@@ -118,6 +123,69 @@ def read_metrics(work_dir: str) -> Dict[str, float]:
                 if vals:
                     found = vals
     return found
+
+
+def boundary_metrics(work_dir: str,
+                     tolerances: Sequence[float] = (1, 3, 5),
+                     score_thr: float = 0.3) -> Dict[str, float]:
+    """Boundary F-score of a finished run's saved mask predictions.
+
+    Reads ``<work_dir>/results/val.segm.json`` (written by the LVIS metric
+    through ``outfile_prefix``) and the validation annotation file named in
+    the run's dumped config; returns ``{}`` for runs without mask results.
+    Keys are ``boundary/F@<tol>px`` (see
+    :func:`~longtail_plugin.evaluation.functional.evaluate_boundary_fscore`).
+    """
+    segm_file = osp.join(work_dir, 'results', 'val.segm.json')
+    cfgs = [f for f in os.listdir(work_dir) if f.endswith('.py')]
+    if not osp.isfile(segm_file) or not cfgs:
+        return {}
+    from longtail_plugin.evaluation.functional.boundary_fscore import (
+        evaluate_boundary_fscore, load_predictions)
+    cfg = Config.fromfile(osp.join(work_dir, sorted(cfgs)[0]))
+    with open(cfg.val_evaluator.ann_file) as f:
+        ann = json.load(f)
+    with open(segm_file) as f:
+        preds = load_predictions(json.load(f), [])
+    out = evaluate_boundary_fscore(
+        ann, preds, tolerances=tolerances, score_thr=score_thr)
+    return {f'boundary/{k}': float(v) for k, v in out.items()}
+
+
+def predict_checkpoint(work_dir: str,
+                       threads: Optional[int] = None) -> str:
+    """Run mmdet's ``test.py`` on a finished run's last checkpoint and save
+    its predictions where :func:`boundary_metrics` reads them.
+
+    For runs trained before predictions were kept. Returns the prefix of
+    the written result files (``<work_dir>/results/val``).
+    """
+    cfgs = sorted(f for f in os.listdir(work_dir) if f.endswith('.py'))
+    last = osp.join(work_dir, 'last_checkpoint')
+    if not cfgs or not osp.isfile(last):
+        raise FileNotFoundError(
+            f'{work_dir} holds no finished run (config and last_checkpoint)')
+    with open(last) as f:
+        ckpt = f.read().strip()
+    if not osp.isfile(ckpt):
+        ckpt = osp.join(work_dir, osp.basename(ckpt))
+    prefix = osp.join(work_dir, 'results', 'val')
+    env = dict(os.environ)
+    if threads:
+        env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
+    cmd = [
+        sys.executable,
+        mmdet_tool('test.py'),
+        osp.join(work_dir, cfgs[0]), ckpt, '--work-dir',
+        osp.join(work_dir, 'test'), '--cfg-options',
+        f'test_evaluator.outfile_prefix={prefix}'
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f'test.py failed on {ckpt}:\n' +
+                           '\n'.join(proc.stdout.splitlines()[-20:]) +
+                           proc.stderr[-2000:])
+    return prefix
 
 
 def _find_per_category(work_dir: str) -> Optional[str]:
@@ -173,5 +241,6 @@ def run_training(spec: RunSpec,
             f'training {spec.config} (seed {spec.seed}) failed with exit '
             f'code {proc.returncode}; log: {log_path}\n{tail}')
     result.metrics = read_metrics(spec.work_dir)
+    result.metrics.update(boundary_metrics(spec.work_dir))
     result.per_category_file = _find_per_category(spec.work_dir)
     return result

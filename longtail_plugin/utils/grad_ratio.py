@@ -24,7 +24,7 @@ from .grad_stats import find_gradient_statistics
 __all__ = [
     'STAT_NAMES', 'load_checkpoint_state_dict', 'extract_grad_statistics',
     'load_grad_statistics', 'group_means', 'model_grad_scalars',
-    'plot_grad_ratios'
+    'plot_grad_ratios', 'read_group_traces', 'plot_group_traces'
 ]
 
 STAT_NAMES = ('pos_neg', 'pos_grad', 'neg_grad')
@@ -199,3 +199,68 @@ def plot_grad_ratios(series: Sequence[Tuple[str, np.ndarray]],
     fig.savefig(out, dpi=120)
     plt.close(fig)
 
+
+
+def read_group_traces(scalars_file: str,
+                      prefix: str = 'grad_ratio') -> Dict[str, np.ndarray]:
+    """Per-group values logged by ``GradRatioLoggerHook`` over training.
+
+    Args:
+        scalars_file: a run's ``vis_data/scalars.json`` (MMEngine's local
+            visualiser backend, one JSON record per logged step).
+        prefix: which logged quantity: ``grad_ratio``, ``focal_gamma``,
+            ``weight_factor`` ...
+
+    Returns:
+        ``{'step': (S,), 'r': (S,), 'c': (S,), 'f': (S,)}`` (groups that
+        were logged).
+    """
+    import json
+    steps: List[float] = []
+    vals: Dict[str, List[float]] = {}
+    with open(scalars_file) as f:
+        for line in f:
+            rec = json.loads(line)
+            keys = [k for k in rec if k.startswith(prefix + '_')]
+            if not keys or 'step' not in rec:
+                continue
+            steps.append(rec['step'])
+            for k in keys:
+                vals.setdefault(k[len(prefix) + 1:], []).append(rec[k])
+    out = {'step': np.asarray(steps, dtype=float)}
+    out.update({g: np.asarray(v, dtype=float) for g, v in vals.items()})
+    return out
+
+
+def plot_group_traces(runs: Sequence[Tuple[str, str]],
+                      out: str,
+                      prefix: str = 'grad_ratio',
+                      title: Optional[str] = None) -> None:
+    """Plot the logged per-group values of several runs against iteration.
+
+    Args:
+        runs: ``(label, scalars.json path)`` pairs.
+        out: image file to write.
+        prefix: the logged quantity (see :func:`read_group_traces`).
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    colours = {'r': 'tab:red', 'c': 'tab:orange', 'f': 'tab:blue'}
+    styles = ['-', '--', ':', '-.']
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (label, path) in enumerate(runs):
+        tr = read_group_traces(path, prefix)
+        for g in ('r', 'c', 'f'):
+            if g in tr:
+                ax.plot(tr['step'], tr[g], styles[i % len(styles)],
+                        color=colours[g], label=f'{label} ({g})')
+    ax.set_xlabel('iteration')
+    ax.set_ylabel(f'{prefix} (group mean)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -39,7 +39,8 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 __all__ = [
-    'METHODS', 'ROI_METHODS', 'run_case', 'run_benchmark', 'format_table', 'naive_efl'
+    'METHODS', 'ROI_METHODS', 'run_case', 'run_benchmark', 'format_table',
+    'naive_efl', 'rss_bytes', 'reset_peak_rss'
 ]
 
 METHODS = ('bce', 'focal_py', 'focal_mmcv', 'efl_naive', 'efl')
@@ -64,7 +65,9 @@ def naive_efl(pred, onehot, gamma, factor, alpha=0.25, weight=None,
 # ---------------------------------------------------------------------------
 # one case, inside the worker process
 # ---------------------------------------------------------------------------
-def _rss_bytes(field: str) -> Optional[int]:
+def rss_bytes(field: str) -> Optional[int]:
+    """A memory field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in
+    bytes; ``None`` where the file does not exist."""
     try:
         with open('/proc/self/status') as f:
             for line in f:
@@ -75,7 +78,9 @@ def _rss_bytes(field: str) -> Optional[int]:
     return None
 
 
-def _reset_peak_rss() -> bool:
+def reset_peak_rss() -> bool:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux); ``False``
+    where the kernel does not allow it."""
     try:
         with open('/proc/self/clear_refs', 'w') as f:
             f.write('5')
@@ -202,10 +207,10 @@ def run_case(method: str, n: int, c: int, device: str = 'cpu',
         sync()
         result['peak_extra_bytes'] = torch.cuda.max_memory_allocated() - base
     else:
-        base = _rss_bytes('VmRSS')
-        exact = _reset_peak_rss()
+        base = rss_bytes('VmRSS')
+        exact = reset_peak_rss()
         step()
-        peak = _rss_bytes('VmHWM')
+        peak = rss_bytes('VmHWM')
         if base is not None and peak is not None:
             result['peak_extra_bytes'] = peak - base
             result['peak_method'] = 'VmHWM' if exact else 'VmHWM (not reset)'

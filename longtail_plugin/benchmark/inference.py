@@ -1,0 +1,191 @@
+"""Inference time per image and peak memory of detectors, side by side.
+
+Written for the RefineMask issue (RefineMask vs the FCN mask head on the same
+detector) but usable for any set of MMDetection configs:
+
+* **time**: every model is built once in this process; each image is run
+  through every model in turn (the order alternates from one image to the
+  next), so machine load affects all models alike; the table reports the
+  median and mean milliseconds per image and the ratio to the first model.
+  Each call is MMDetection's own ``inference_detector`` (test pipeline,
+  ``data_preprocessor``, ``predict`` with its ``test_cfg``).
+* **memory**: each model runs in a fresh process over the same images;
+  peak extra memory is ``torch.cuda.max_memory_allocated`` over the memory
+  held after loading (CUDA) or the resident-set high-water mark ``VmHWM``
+  reset after loading (CPU, Linux).
+
+The number of detections per image is reported too: the mask head's cost
+grows with it, so two models compare fairly only with similar counts.
+"""
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+__all__ = [
+    'load_detector', 'val_image_paths', 'time_detectors', 'peak_memory',
+    'format_inference_table'
+]
+
+
+def load_detector(config: str,
+                  checkpoint: Optional[str] = None,
+                  device: str = 'cpu'):
+    """An MMDetection detector in eval mode (``custom_imports`` honoured)."""
+    from mmengine.config import Config
+
+    from mmdet.apis import init_detector
+    cfg = Config.fromfile(config)
+    return init_detector(cfg, checkpoint, device=device)
+
+
+def val_image_paths(config: str, num_images: int,
+                    data_root: Optional[str] = None) -> List[str]:
+    """The first ``num_images`` images of a config's validation set."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    ds = cfg.val_dataloader.dataset
+    root = data_root if data_root is not None else ds.get('data_root', '')
+    ann_file = osp.join(root, ds.ann_file)
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(
+            f'val_dataloader.dataset.ann_file {ann_file} not found (make the '
+            'synthetic data with tools/make_synthetic_lvis.py or pass '
+            '--data-root)')
+    with open(ann_file) as f:
+        images = json.load(f)['images'][:num_images]
+    prefix = ds.get('data_prefix', {}).get('img', '')
+    paths = []
+    for img in images:
+        name = img.get('file_name') or '/'.join(
+            img['coco_url'].split('/')[-2:])
+        paths.append(osp.join(root, prefix, name))
+    return paths
+
+
+def _sync(device: str) -> None:
+    if device.startswith('cuda'):
+        import torch
+        torch.cuda.synchronize()
+
+
+def time_detectors(models: Dict[str, object],
+                   images: Sequence[str],
+                   device: str = 'cpu',
+                   warmup: int = 2) -> Dict[str, Dict]:
+    """Per-image wall time of each model over the same images, interleaved.
+
+    Returns:
+        ``{name: {times: [s, ...], dets: [n, ...]}}``.
+    """
+    from mmdet.apis import inference_detector
+    names = list(models)
+    for name in names:
+        for img in images[:warmup]:
+            inference_detector(models[name], img)
+    out = {n: dict(times=[], dets=[]) for n in names}
+    for i, img in enumerate(images):
+        order = names if i % 2 == 0 else names[::-1]
+        for name in order:
+            _sync(device)
+            t0 = time.perf_counter()
+            res = inference_detector(models[name], img)
+            _sync(device)
+            out[name]['times'].append(time.perf_counter() - t0)
+            out[name]['dets'].append(len(res.pred_instances))
+    return out
+
+
+def _memory_worker(config: str, checkpoint: Optional[str], device: str,
+                   images: List[str]) -> Dict:
+    import torch
+
+    from mmdet.apis import inference_detector
+
+    from ..utils.loss_benchmark import reset_peak_rss, rss_bytes
+    model = load_detector(config, checkpoint, device)
+    inference_detector(model, images[0])  # lazy initialisation
+    res: Dict = {}
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        for img in images:
+            inference_detector(model, img)
+        torch.cuda.synchronize()
+        res['peak_extra_bytes'] = torch.cuda.max_memory_allocated() - base
+        res['peak_method'] = 'cuda max_memory_allocated'
+    else:
+        base = rss_bytes('VmRSS')
+        exact = reset_peak_rss()
+        for img in images:
+            inference_detector(model, img)
+        peak = rss_bytes('VmHWM')
+        if base is not None and peak is not None:
+            res['peak_extra_bytes'] = peak - base
+            res['peak_method'] = 'VmHWM' if exact else 'VmHWM (not reset)'
+    return res
+
+
+def peak_memory(config: str,
+                checkpoint: Optional[str],
+                images: List[str],
+                device: str = 'cpu',
+                threads: Optional[int] = None,
+                timeout: float = 1200.0) -> Dict:
+    """Peak extra memory of one detector over ``images``, in a fresh
+    process (see the module docstring)."""
+    code = ('import json, sys; '
+            'from longtail_plugin.benchmark.inference import _memory_worker; '
+            'print("@@" + json.dumps(_memory_worker(*json.loads(sys.argv[1]))))')
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    env = dict(os.environ)
+    env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
+    if threads:
+        env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
+    args = json.dumps([config, checkpoint, device, list(images)])
+    try:
+        proc = subprocess.run([sys.executable, '-c', code, args],
+                              capture_output=True, text=True, env=env,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return dict(error=f'timed out after {timeout:.0f} s')
+    for line in proc.stdout.splitlines():
+        if line.startswith('@@'):
+            return json.loads(line[2:])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    return dict(error=f'worker failed (rc {proc.returncode}): ' +
+                ' | '.join(tail))
+
+
+def format_inference_table(timing: Dict[str, Dict],
+                           memory: Dict[str, Dict]) -> str:
+    """Markdown table; ratios are against the first model."""
+    names = list(timing)
+    ref = names[0]
+    ref_med = statistics.median(timing[ref]['times'])
+    ref_mem = memory.get(ref, {}).get('peak_extra_bytes')
+    lines = [
+        '| model | images | dets / image | ms / image (median) '
+        '| ms / image (mean) | time / ref | peak extra MB | memory / ref |',
+        '|---|---:|---:|---:|---:|---:|---:|---:|'
+    ]
+    for n in names:
+        t = timing[n]['times']
+        med = statistics.median(t)
+        mem = memory.get(n, {})
+        if 'peak_extra_bytes' in mem:
+            mb = f"{mem['peak_extra_bytes'] / 2**20:.0f}"
+            mratio = (f"{mem['peak_extra_bytes'] / ref_mem:.2f}"
+                      if ref_mem else 'n/a')
+        else:
+            mb, mratio = f"n/a ({mem.get('error', 'not measured')})", ''
+        lines.append(
+            f'| {n} | {len(t)} | {statistics.mean(timing[n]["dets"]):.1f} '
+            f'| {1e3 * med:.1f} | {1e3 * statistics.mean(t):.1f} '
+            f'| {med / ref_med:.2f} | {mb} | {mratio} |')
+    return '\n'.join(lines)

@@ -1,0 +1,94 @@
+"""The benchmark runner's config preparation and boundary scoring."""
+import json
+import os.path as osp
+
+import pycocotools.mask as mask_utils
+from mmengine.config import Config
+
+from lvis_cases import tiny_lvis_gt, write_json
+from longtail_plugin.benchmark.runner import boundary_metrics, prepare_config
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+SYN = osp.join(ROOT, 'configs', 'baselines',
+               'mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py')
+
+
+def test_prepare_config_sets_seed_root_and_prediction_file(tmp_path):
+    out = prepare_config(SYN, str(tmp_path / 'run'), seed=7,
+                         data_root=str(tmp_path / 'data'))
+    cfg = Config.fromfile(out)
+    assert cfg.randomness.seed == 7
+    assert cfg.val_evaluator.ann_file.startswith(str(tmp_path / 'data') + '/')
+    assert cfg.train_dataloader.dataset.data_root == str(tmp_path / 'data') + '/'
+    assert cfg.val_evaluator.outfile_prefix == str(
+        tmp_path / 'run' / 'results' / 'val')
+
+
+def _segm_results(gt, shift=0):
+    res = []
+    for ann in gt['annotations']:
+        img = next(i for i in gt['images'] if i['id'] == ann['image_id'])
+        x, y, w, h = ann['bbox']
+        poly = [[x + shift, y, x + w + shift, y, x + w + shift, y + h,
+                 x + shift, y + h]]
+        rle = mask_utils.merge(
+            mask_utils.frPyObjects(poly, img['height'], img['width']))
+        rle['counts'] = rle['counts'].decode()
+        res.append(dict(image_id=ann['image_id'],
+                        category_id=ann['category_id'], score=0.9,
+                        segmentation=rle))
+    return res
+
+
+def _work_dir(tmp_path, results):
+    gt = tiny_lvis_gt()
+    ann_file = write_json(gt, tmp_path / 'val.json')
+    work = tmp_path / 'run'
+    (work / 'results').mkdir(parents=True)
+    Config(dict(val_evaluator=dict(type='LongTailLVISMetric',
+                                   ann_file=ann_file))).dump(
+                                       str(work / 'run.py'))
+    write_json(results(gt), work / 'results' / 'val.segm.json')
+    return str(work)
+
+
+def test_boundary_metrics_perfect_masks(tmp_path):
+    work = _work_dir(tmp_path, _segm_results)
+    m = boundary_metrics(work)
+    for tol in (1, 3, 5):
+        assert m[f'boundary/F@{tol}'] == 1.0
+        assert m[f'boundary/F@{tol}_all'] == 1.0
+    assert m['boundary/num_gt'] == 3
+
+
+def test_boundary_metrics_shifted_masks(tmp_path):
+    # A 2-px horizontal shift: vertical edges are 2 px off (outside 1 px,
+    # inside 3 px), so F grows with the tolerance and reaches 1 at 3 px.
+    work = _work_dir(tmp_path, lambda gt: _segm_results(gt, shift=2))
+    m = boundary_metrics(work)
+    assert m['boundary/F@1'] < m['boundary/F@3']
+    assert m['boundary/F@3'] == 1.0
+
+
+def test_boundary_metrics_without_masks(tmp_path):
+    assert boundary_metrics(str(tmp_path)) == {}
+
+
+def _run(name, seed, metrics):
+    return dict(name=name, seed=seed, wall_time_s=60.0, metrics=metrics)
+
+
+def test_report_columns_follow_the_metrics():
+    from longtail_plugin.benchmark.report import markdown_table, summarize
+    dense = {'lvis/bbox_AP': 0.1, 'lvis/bbox_APr': 0.0,
+             'lvis/bbox_APc': 0.1, 'lvis/bbox_APf': 0.2}
+    table = markdown_table(summarize([_run('atss', 0, dense)]))
+    assert 'bbox APr' in table and 'segm' not in table
+    assert 'boundary' not in table
+    masks = dict(dense, **{'lvis/segm_AP': 0.3, 'boundary/F@1': 0.5,
+                           'boundary/F@3': 0.75})
+    rows = summarize([_run('mrcnn', 0, masks),
+                      _run('mrcnn', 1, dict(masks, **{'boundary/F@1': 0.7}))])
+    assert rows['mrcnn']['mean']['boundary_F@1'] == 60.0
+    table = markdown_table(rows)
+    assert 'boundary F@1' in table and '60.0 ± 14.1' in table
