@@ -92,3 +92,39 @@ def test_report_columns_follow_the_metrics():
     assert rows['mrcnn']['mean']['boundary_F@1'] == 60.0
     table = markdown_table(rows)
     assert 'boundary F@1' in table and '60.0 ± 14.1' in table
+
+
+def test_inference_table_ratios_and_missing_memory():
+    from longtail_plugin.benchmark.inference import format_inference_table
+    timing = {'fcn': dict(times=[0.10, 0.12, 0.11], dets=[100, 100, 90]),
+              'refinemask': dict(times=[0.15, 0.16, 0.18], dets=[100] * 3)}
+    memory = {'fcn': dict(peak_extra_bytes=100 * 2**20),
+              'refinemask': dict(error='worker failed')}
+    lines = format_inference_table(timing, memory).splitlines()
+    assert lines[2].startswith('| fcn | 3 | 96.7 | 110.0 | 110.0 | 1.00 '
+                               '| 100 | 1.00 |')
+    # median 160 ms / 110 ms
+    assert '| 1.45 |' in lines[3] and 'n/a (worker failed)' in lines[3]
+
+
+def test_val_image_paths_names_missing_file(tmp_path):
+    import pytest
+
+    from longtail_plugin.benchmark.inference import val_image_paths
+    with pytest.raises(FileNotFoundError, match='val_dataloader'):
+        val_image_paths(SYN, 3, data_root=str(tmp_path))
+
+
+def test_read_group_traces(tmp_path):
+    from longtail_plugin.utils.grad_ratio import read_group_traces
+    recs = [dict(step=20, loss=1.0, grad_ratio_r=0.2, grad_ratio_c=0.5,
+                 grad_ratio_f=1.0),
+            dict(step=40, lr=0.1),
+            dict(step=40, grad_ratio_r=0.4, grad_ratio_c=0.7,
+                 grad_ratio_f=1.0, focal_gamma_r=6.8)]
+    path = tmp_path / 'scalars.json'
+    path.write_text('\n'.join(json.dumps(r) for r in recs))
+    tr = read_group_traces(str(path))
+    assert tr['step'].tolist() == [20, 40]
+    assert tr['r'].tolist() == [0.2, 0.4]
+    assert read_group_traces(str(path), 'focal_gamma')['r'].tolist() == [6.8]
