@@ -61,8 +61,9 @@ def val_image_paths(config: str, num_images: int,
     prefix = ds.get('data_prefix', {}).get('img', '')
     paths = []
     for img in images:
-        name = img.get('file_name') or '/'.join(
-            img['coco_url'].split('/')[-2:])
+        # LVIS v1 datasets locate images by coco_url (split/file name)
+        name = ('/'.join(img['coco_url'].split('/')[-2:])
+                if img.get('coco_url') else img['file_name'])
         paths.append(osp.join(root, prefix, name))
     return paths
 
