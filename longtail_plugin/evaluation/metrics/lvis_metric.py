@@ -2,13 +2,28 @@
 
 :class:`LongTailLVISMetric` extends MMDetection's ``LVISMetric``:
 
-* AP, AP50, AP75, APs/m/l and APr/APc/APf for ``bbox`` and ``segm`` from the
-  official LVIS API (Gupta et al., CVPR 2019), on numpy >= 1.24 (the fix is
-  confined to the evaluation call, see :mod:`longtail_plugin.compat`);
+* AP, AP50, AP75, APs/m/l and APr/APc/APf for ``bbox`` and ``segm`` by the
+  LVIS protocol (Gupta et al., CVPR 2019), computed by a choice of
+  *backends* (:mod:`longtail_plugin.evaluation.backends`): the official LVIS
+  API (``backend='lvis'``, on numpy >= 1.24 through
+  :mod:`longtail_plugin.compat`) or a compiled library that gives the same
+  numbers to 1e-6 an order of magnitude faster (``backend='auto'``, the
+  default, picks the fastest one installed);
+* ``boundary``: Boundary AP of the masks (Cheng et al., "Boundary IoU:
+  Improving Object-Centric Image Segmentation Evaluation", CVPR 2021): the
+  LVIS protocol with ``min(mask IoU, boundary IoU)`` as the IoU, boundary
+  width ``boundary_dilation_ratio`` (0.02) of the image diagonal;
+* ``fixed_ap=True``: the fixed-AP protocol of Dave et al. ("Evaluating
+  Large-Vocabulary Object Detectors: The Devil is in the Details", 2021):
+  no per-image cap, the ``max_dets_per_cat`` (10,000) best detections of
+  each category over the whole set; keys become ``{metric}_fixed_AP`` ...;
 * per-category AP with each category's frequency group and training counts,
   written to ``per_category_ap.json`` in the run's log directory (the
   timestamped folder inside ``work_dir``) or beside ``outfile_prefix``, so
   plots and analyses never need to re-run the evaluation.
+
+In distributed runs MMEngine gathers the processed results on rank 0 (as
+for any ``BaseMetric``), which runs the evaluation once.
 
 Groups and training counts come from the categories of the evaluation
 annotation file (LVIS val files carry the *training* ``frequency`` and
@@ -19,7 +34,7 @@ import os
 import os.path as osp
 import tempfile
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.logging import MMLogger
@@ -27,7 +42,9 @@ from mmengine.logging import MMLogger
 from mmdet.evaluation.metrics import LVISMetric
 from mmdet.registry import METRICS
 
-from ...compat.lvis_numpy import LVISEvalCompat
+from ..backends import (DEFAULT_DILATION_RATIO, DEFAULT_MAX_DETS,
+                        DEFAULT_MAX_DETS_PER_CAT, EvalBackend, get_backend,
+                        per_category_ap, resolve_backend)
 from ...utils.category_info import (FREQUENCY_GROUPS, CategoryInfo,
                                     category_info_from_dataset,
                                     load_category_info)
@@ -36,25 +53,11 @@ __all__ = ['LongTailLVISMetric', 'per_category_ap']
 
 SUMMARY_KEYS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc',
                 'APf')
-
-
-def per_category_ap(precision: np.ndarray) -> np.ndarray:
-    """AP of each category from an LVIS/COCO ``precision`` array.
-
-    Args:
-        precision: array of shape (T, R, K, A) (IoU thresholds, recall
-            thresholds, categories, area ranges) where -1 marks "no ground
-            truth"; the area range "all" is index 0.
-
-    Returns:
-        Array of K APs, NaN where a category has no ground truth.
-    """
-    p = precision[:, :, :, 0]
-    valid = p > -1
-    count = valid.sum(axis=(0, 1))
-    total = np.where(valid, p, 0).sum(axis=(0, 1))
-    with np.errstate(invalid='ignore', divide='ignore'):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+#: IoU types this metric evaluates itself (``proposal`` goes to mmdet).
+BOX_METRICS = ('bbox', 'segm', 'boundary')
+#: The results file each IoU type reads.
+_RESULT_FILE = {'bbox': 'bbox', 'segm': 'segm', 'boundary': 'segm'}
+_CONFIG_KEY = 'val_evaluator.backend'
 
 
 @METRICS.register_module()
@@ -62,25 +65,66 @@ class LongTailLVISMetric(LVISMetric):
     """LVIS metric reporting r/c/f groups and a per-category JSON record.
 
     Args:
+        metric: any of ``'bbox'``, ``'segm'``, ``'boundary'`` (Boundary AP
+            of the masks; needs mask predictions), ``'proposal'``,
+            ``'proposal_fast'``.
+        backend: who computes the LVIS evaluation: ``'auto'`` (default: the
+            fastest installed backend that supports the IoU type, see
+            :data:`~longtail_plugin.evaluation.backends.PREFERENCE`),
+            ``'lvis'`` (the official LVIS API), ``'faster_coco_eval'``,
+            ``'hotcoco'`` or ``'vernier'``. All give the same numbers (to
+            1e-6, tested). A named backend that lacks an IoU type (hotcoco:
+            ``boundary``) hands that type to the ``'auto'`` choice.
+        max_dets: detections kept per image (the LVIS protocol's 300).
+        fixed_ap: use the fixed-AP protocol (Dave et al. 2021) instead: no
+            per-image cap, ``max_dets_per_cat`` detections per category
+            over the whole set. Keys become ``{metric}_fixed_{item}``.
+        max_dets_per_cat: the fixed-AP cap (10,000 in the paper).
+        boundary_dilation_ratio: boundary width of ``boundary`` as a
+            fraction of the image diagonal (0.02, Cheng et al. 2021).
         train_ann_file: training annotation file to read groups and counts
             from; by default the evaluation file's categories are used.
         per_category_file: where to write the per-category record. A bare
             file name goes into the run's log directory. ``None`` disables
             it. Defaults to ``'per_category_ap.json'``.
         **kwargs: everything :class:`mmdet.evaluation.LVISMetric` takes.
+
+    Raises:
+        KeyError: ``backend`` is not a known backend name.
+        BackendUnavailableError: the named backend's package is missing (the
+            message names ``val_evaluator.backend`` and the pip package).
     """
 
     default_prefix: Optional[str] = 'lvis'
 
     def __init__(self,
                  *args,
+                 metric: Union[str, List[str]] = 'bbox',
+                 backend: str = 'auto',
+                 max_dets: int = DEFAULT_MAX_DETS,
+                 fixed_ap: bool = False,
+                 max_dets_per_cat: int = DEFAULT_MAX_DETS_PER_CAT,
+                 boundary_dilation_ratio: float = DEFAULT_DILATION_RATIO,
                  train_ann_file: Optional[str] = None,
                  per_category_file: Optional[str] = 'per_category_ap.json',
                  **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+        metrics = list(metric) if isinstance(metric, (list, tuple)) \
+            else [metric]
+        # mmdet's LVISMetric does not know 'boundary': check the rest there.
+        mmdet_metrics = [m for m in metrics if m != 'boundary'] or ['bbox']
+        super().__init__(*args, metric=mmdet_metrics, **kwargs)
+        self.metrics = metrics
+        if backend != 'auto':
+            get_backend(backend, _CONFIG_KEY)  # fail at build time
+        self.backend = backend
+        self.max_dets = max_dets
+        self.fixed_ap = fixed_ap
+        self.max_dets_per_cat = max_dets_per_cat
+        self.boundary_dilation_ratio = boundary_dilation_ratio
         self.train_ann_file = train_ann_file
         self.per_category_file = per_category_file
         self.last_per_category: Optional[dict] = None
+        self.last_backends: Dict[str, str] = {}
 
     # ------------------------------------------------------------------
     def _category_info(self) -> Optional[CategoryInfo]:
@@ -106,17 +150,34 @@ class LongTailLVISMetric(LVISMetric):
                 osp.dirname(outfile_prefix) or '.', self.per_category_file)
         return None
 
+    def _backend_for(self, metric: str) -> EvalBackend:
+        """The configured backend, or the 'auto' choice for an IoU type
+        the configured one lacks."""
+        if self.backend != 'auto':
+            backend = get_backend(self.backend, _CONFIG_KEY)
+            if metric in backend.iou_types:
+                return backend
+            MMLogger.get_current_instance().warning(
+                f'{_CONFIG_KEY}={self.backend!r} has no {metric!r} '
+                'evaluation; using the automatic choice for it')
+        return resolve_backend('auto', metric, _CONFIG_KEY)
+
+    def _key(self, metric: str, item: str) -> str:
+        return f'{metric}_fixed_{item}' if self.fixed_ap else \
+            f'{metric}_{item}'
+
     # ------------------------------------------------------------------
     def compute_metrics(self, results: list) -> Dict[str, float]:
-        """Evaluate ``bbox``/``segm`` with the LVIS API; delegate proposals.
+        """Evaluate ``bbox``/``segm``/``boundary``; delegate proposals.
 
         Returns:
-            ``{metric}_{AP,AP50,AP75,APs,APm,APl,APr,APc,APf}``; AP values
-            are rounded to 3 decimals as in MMDetection.
+            ``{metric}_{AP,AP50,AP75,APs,APm,APl,APr,APc,APf}`` (with
+            ``fixed_ap``: ``{metric}_fixed_{...}``); AP values are rounded to
+            3 decimals as in MMDetection.
         """
         logger: MMLogger = MMLogger.get_current_instance()
-        box_metrics = [m for m in self.metrics if m in ('bbox', 'segm')]
-        other = [m for m in self.metrics if m not in ('bbox', 'segm')]
+        box_metrics = [m for m in self.metrics if m in BOX_METRICS]
+        other = [m for m in self.metrics if m not in BOX_METRICS]
         eval_results: Dict[str, float] = OrderedDict()
         if other:
             metrics = self.metrics
@@ -147,7 +208,7 @@ class LongTailLVISMetric(LVISMetric):
             if self.img_ids is None:
                 self.img_ids = self._lvis_api.get_img_ids()
             saved_metrics = self.metrics
-            self.metrics = box_metrics
+            self.metrics = [m for m in box_metrics if m != 'boundary']
             try:
                 result_files = self.results2json(preds, outfile_prefix)
             finally:
@@ -158,17 +219,22 @@ class LongTailLVISMetric(LVISMetric):
 
             per_cat: Dict[str, np.ndarray] = {}
             for metric in box_metrics:
+                source = _RESULT_FILE[metric]
+                if source not in result_files:
+                    raise ValueError(
+                        f'val_evaluator.metric {metric!r} needs mask '
+                        'predictions (pred_instances.masks)')
                 logger.info(f'Evaluating {metric}...')
                 summary, cat_ap = self._evaluate_one(metric,
-                                                     result_files[metric])
+                                                     result_files[source])
                 if summary is None:
                     logger.info('The testing results of the whole dataset '
                                 'is empty.')
                     for k in self._items():
-                        eval_results[f'{metric}_{k}'] = 0.0
+                        eval_results[self._key(metric, k)] = 0.0
                     continue
                 for k in self._items():
-                    eval_results[f'{metric}_{k}'] = float(
+                    eval_results[self._key(metric, k)] = float(
                         f'{float(summary[k]):.3f}')
                 per_cat[metric] = cat_ap
             self._write_per_category(per_cat, eval_results, outfile_prefix)
@@ -180,20 +246,37 @@ class LongTailLVISMetric(LVISMetric):
     def _items(self) -> Sequence[str]:
         return self.metric_items or SUMMARY_KEYS
 
-    def _evaluate_one(self, metric: str, result_file: str):
-        from lvis import LVISResults
-        try:
-            lvis_dt = LVISResults(self._lvis_api, result_file)
-        except IndexError:  # the LVIS API's answer to an empty result file
+    def _evaluate_one(
+            self, metric: str, result_file: str
+    ) -> Tuple[Optional[Dict[str, float]], Optional[np.ndarray]]:
+        """Evaluate one IoU type on the chosen backend.
+
+        Returns:
+            ``(summary, per-category AP in self.cat_ids order)``, or
+            ``(None, None)`` when there is no detection at all.
+        """
+        logger = MMLogger.get_current_instance()
+        backend = self._backend_for(metric)
+        self.last_backends[metric] = backend.name
+        result = backend.evaluate(
+            self._lvis_api.dataset, result_file, iou_type=metric,
+            img_ids=self.img_ids,
+            max_dets=-1 if self.fixed_ap else self.max_dets,
+            max_dets_per_cat=self.max_dets_per_cat if self.fixed_ap
+            else None,
+            dilation_ratio=self.boundary_dilation_ratio)
+        if result is None:
             return None, None
-        lvis_eval = LVISEvalCompat(self._lvis_api, lvis_dt, metric)
-        lvis_eval.params.imgIds = self.img_ids
-        lvis_eval.evaluate()
-        lvis_eval.accumulate()
-        lvis_eval.summarize()
-        lvis_eval.print_results()
-        cat_ap = per_category_ap(lvis_eval.eval['precision'])
-        return lvis_eval.get_results(), cat_ap
+        protocol = (f'fixed AP, {self.max_dets_per_cat} detections per '
+                    'category' if self.fixed_ap else
+                    f'{self.max_dets} detections per image')
+        logger.info(f'{metric} ({protocol}; backend {backend.name}): ' +
+                    ' '.join(f'{k}={result.summary[k]:.3f}'
+                             for k in SUMMARY_KEYS))
+        ap_of = dict(zip(result.cat_ids, result.per_category_ap))
+        cat_ap = np.array([ap_of.get(int(c), np.nan) for c in self.cat_ids],
+                          dtype=float)
+        return result.summary, cat_ap
 
     def _write_per_category(self, per_cat: Dict[str, np.ndarray],
                             summary: Dict[str, float],
@@ -212,20 +295,30 @@ class LongTailLVISMetric(LVISMetric):
                     train_image_count=int(info.image_count[i]),
                     train_instance_count=int(info.instance_count[i]))
             for metric, ap in per_cat.items():
-                rec[f'{metric}_AP'] = None if np.isnan(ap[k]) else float(
-                    ap[k])
+                rec[self._key(metric, 'AP')] = None if np.isnan(
+                    ap[k]) else float(ap[k])
             records.append(rec)
         groups = {}
         for g in FREQUENCY_GROUPS:
             members = [r for r in records if r.get('group') == g]
             groups[g] = dict(num_categories=len(members))
             for metric in per_cat:
-                aps = [r[f'{metric}_AP'] for r in members
-                       if r[f'{metric}_AP'] is not None]
-                groups[g][f'{metric}_mean_AP'] = float(
+                key = self._key(metric, 'AP')
+                aps = [r[key] for r in members if r[key] is not None]
+                groups[g][self._key(metric, 'mean_AP')] = float(
                     np.mean(aps)) if aps else None
+        evaluation = dict(
+            backends={m: self.last_backends.get(m) for m in per_cat},
+            protocol='fixed_ap' if self.fixed_ap else 'standard',
+            max_dets_per_image=None if self.fixed_ap else self.max_dets,
+            max_dets_per_category=self.max_dets_per_cat
+            if self.fixed_ap else None)
+        if 'boundary' in per_cat:
+            evaluation['boundary_dilation_ratio'] = \
+                self.boundary_dilation_ratio
         self.last_per_category = dict(
-            summary=dict(summary), groups=groups, categories=records)
+            summary=dict(summary), groups=groups, categories=records,
+            evaluation=evaluation)
         path = self._per_category_path(outfile_prefix)
         if path is None:
             return
