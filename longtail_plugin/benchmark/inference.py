@@ -21,7 +21,6 @@ import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 import time
 from typing import Dict, List, Optional, Sequence
@@ -103,33 +102,17 @@ def time_detectors(models: Dict[str, object],
 
 def _memory_worker(config: str, checkpoint: Optional[str], device: str,
                    images: List[str]) -> Dict:
-    import torch
-
     from mmdet.apis import inference_detector
 
-    from ..utils.loss_benchmark import reset_peak_rss, rss_bytes
+    from ..utils.loss_benchmark import peak_extra_memory
     model = load_detector(config, checkpoint, device)
     inference_detector(model, images[0])  # lazy initialisation
-    res: Dict = {}
-    if device.startswith('cuda'):
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
+
+    def run_all():
         for img in images:
             inference_detector(model, img)
-        torch.cuda.synchronize()
-        res['peak_extra_bytes'] = torch.cuda.max_memory_allocated() - base
-        res['peak_method'] = 'cuda max_memory_allocated'
-    else:
-        base = rss_bytes('VmRSS')
-        exact = reset_peak_rss()
-        for img in images:
-            inference_detector(model, img)
-        peak = rss_bytes('VmHWM')
-        if base is not None and peak is not None:
-            res['peak_extra_bytes'] = peak - base
-            res['peak_method'] = 'VmHWM' if exact else 'VmHWM (not reset)'
-    return res
+
+    return peak_extra_memory(run_all, device)
 
 
 def peak_memory(config: str,
@@ -149,18 +132,15 @@ def peak_memory(config: str,
     if threads:
         env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
     args = json.dumps([config, checkpoint, device, list(images)])
-    try:
-        proc = subprocess.run([sys.executable, '-c', code, args],
-                              capture_output=True, text=True, env=env,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
+    from ..utils.child_process import run_json_child
+    out = run_json_child([sys.executable, '-c', code, args], '@@',
+                         timeout=timeout, env=env)
+    if out.timed_out:
         return dict(error=f'timed out after {timeout:.0f} s')
-    for line in proc.stdout.splitlines():
-        if line.startswith('@@'):
-            return json.loads(line[2:])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    return dict(error=f'worker failed (rc {proc.returncode}): ' +
-                ' | '.join(tail))
+    if out.data is not None:
+        return out.data
+    return dict(error=f'worker failed (rc {out.returncode}): ' +
+                ' | '.join(out.tail))
 
 
 def format_inference_table(timing: Dict[str, Dict],

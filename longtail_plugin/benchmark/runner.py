@@ -125,6 +125,12 @@ def read_metrics(work_dir: str) -> Dict[str, float]:
     return found
 
 
+def _dumped_config(work_dir: str) -> Optional[str]:
+    """The run config :func:`prepare_config` wrote into ``work_dir``."""
+    cfgs = sorted(f for f in os.listdir(work_dir) if f.endswith('.py'))
+    return osp.join(work_dir, cfgs[0]) if cfgs else None
+
+
 def boundary_metrics(work_dir: str,
                      tolerances: Sequence[float] = (1, 3, 5),
                      score_thr: float = 0.3) -> Dict[str, float]:
@@ -137,12 +143,12 @@ def boundary_metrics(work_dir: str,
     :func:`~longtail_plugin.evaluation.functional.evaluate_boundary_fscore`).
     """
     segm_file = osp.join(work_dir, 'results', 'val.segm.json')
-    cfgs = [f for f in os.listdir(work_dir) if f.endswith('.py')]
-    if not osp.isfile(segm_file) or not cfgs:
+    cfg_file = _dumped_config(work_dir)
+    if not osp.isfile(segm_file) or cfg_file is None:
         return {}
     from longtail_plugin.evaluation.functional.boundary_fscore import (
         evaluate_boundary_fscore, load_predictions)
-    cfg = Config.fromfile(osp.join(work_dir, sorted(cfgs)[0]))
+    cfg = Config.fromfile(cfg_file)
     with open(cfg.val_evaluator.ann_file) as f:
         ann = json.load(f)
     with open(segm_file) as f:
@@ -160,9 +166,9 @@ def predict_checkpoint(work_dir: str,
     For runs trained before predictions were kept. Returns the prefix of
     the written result files (``<work_dir>/results/val``).
     """
-    cfgs = sorted(f for f in os.listdir(work_dir) if f.endswith('.py'))
+    cfg_file = _dumped_config(work_dir)
     last = osp.join(work_dir, 'last_checkpoint')
-    if not cfgs or not osp.isfile(last):
+    if cfg_file is None or not osp.isfile(last):
         raise FileNotFoundError(
             f'{work_dir} holds no finished run (config and last_checkpoint)')
     with open(last) as f:
@@ -176,7 +182,7 @@ def predict_checkpoint(work_dir: str,
     cmd = [
         sys.executable,
         mmdet_tool('test.py'),
-        osp.join(work_dir, cfgs[0]), ckpt, '--work-dir',
+        cfg_file, ckpt, '--work-dir',
         osp.join(work_dir, 'test'), '--cfg-options',
         f'test_evaluator.outfile_prefix={prefix}'
     ]

@@ -200,7 +200,6 @@ def plot_grad_ratios(series: Sequence[Tuple[str, np.ndarray]],
     plt.close(fig)
 
 
-
 def read_group_traces(scalars_file: str,
                       prefix: str = 'grad_ratio') -> Dict[str, np.ndarray]:
     """Per-group values logged by ``GradRatioLoggerHook`` over training.

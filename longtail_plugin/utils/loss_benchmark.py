@@ -33,14 +33,13 @@ before the pass.
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 __all__ = [
     'METHODS', 'ROI_METHODS', 'run_case', 'run_benchmark', 'format_table',
-    'naive_efl', 'rss_bytes', 'reset_peak_rss'
+    'naive_efl', 'rss_bytes', 'reset_peak_rss', 'peak_extra_memory'
 ]
 
 METHODS = ('bce', 'focal_py', 'focal_mmcv', 'efl_naive', 'efl')
@@ -87,6 +86,38 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def peak_extra_memory(fn: Callable[[], Any], device: str) -> Dict:
+    """Peak memory ``fn()`` adds to what this process holds now.
+
+    CUDA: ``max_memory_allocated`` over ``memory_allocated`` before the call
+    (peak statistics reset first). CPU: the resident-set high-water mark
+    ``VmHWM`` over ``VmRSS`` before the call, with ``VmHWM`` reset first
+    where the kernel allows it (``peak_method`` says whether it was).
+
+    Returns:
+        ``{peak_extra_bytes, peak_method}``, or ``{}`` where the process's
+        memory cannot be read.
+    """
+    import torch
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        return dict(
+            peak_extra_bytes=torch.cuda.max_memory_allocated() - base,
+            peak_method='cuda max_memory_allocated')
+    base = rss_bytes('VmRSS')
+    exact = reset_peak_rss()
+    fn()
+    peak = rss_bytes('VmHWM')
+    if base is None or peak is None:
+        return {}
+    return dict(peak_extra_bytes=peak - base,
+                peak_method='VmHWM' if exact else 'VmHWM (not reset)')
 
 
 def _build_step(method: str, n: int, c: int, device: str):
@@ -199,21 +230,7 @@ def run_case(method: str, n: int, c: int, device: str = 'cpu',
         if cuda:
             torch.cuda.synchronize()
 
-    sync()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        step()
-        sync()
-        result['peak_extra_bytes'] = torch.cuda.max_memory_allocated() - base
-    else:
-        base = rss_bytes('VmRSS')
-        exact = reset_peak_rss()
-        step()
-        peak = rss_bytes('VmHWM')
-        if base is not None and peak is not None:
-            result['peak_extra_bytes'] = peak - base
-            result['peak_method'] = 'VmHWM' if exact else 'VmHWM (not reset)'
+    result.update(peak_extra_memory(step, device))
     times: List[float] = []
     for _ in range(max(1, reps)):
         sync()
@@ -244,21 +261,18 @@ def _run_in_subprocess(method: str, n: int, c: int, device: str, reps: int,
         os.path.abspath(__file__))))
     env = dict(os.environ)
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
-    try:
-        proc = subprocess.run([sys.executable, '-c', code, args,
-                               os.path.abspath(__file__)],
-                              capture_output=True, text=True, env=env,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
+    from longtail_plugin.utils.child_process import run_json_child
+    out = run_json_child(
+        [sys.executable, '-c', code, args, os.path.abspath(__file__)],
+        '@@', timeout=timeout, env=env)
+    if out.timed_out:
         return dict(method=method, n=n, c=c, device=device,
                     error=f'timed out after {timeout:.0f} s')
-    for line in proc.stdout.splitlines():
-        if line.startswith('@@'):
-            return json.loads(line[2:])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+    if out.data is not None:
+        return out.data
     return dict(method=method, n=n, c=c, device=device,
-                error=f'worker failed (rc {proc.returncode}): ' +
-                ' | '.join(tail))
+                error=f'worker failed (rc {out.returncode}): ' +
+                ' | '.join(out.tail))
 
 
 def run_benchmark(sizes: Sequence[int],

@@ -16,7 +16,6 @@ import json
 import os
 import os.path as osp
 import resource
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -124,20 +123,18 @@ def run_case_subprocess(gt_path: str, results_path: str, iou_type: str,
     cmd = [sys.executable, '-c', code, gt_path, results_path, iou_type,
            backend]
     out = CaseResult(num_images, iou_type, backend)
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout,
-            preexec_fn=(lambda: os.nice(nice)) if nice else None)
-    except subprocess.TimeoutExpired:
+    from ...utils.child_process import run_json_child
+    child = run_json_child(
+        cmd, 'RESULT ', timeout=timeout, tail_lines=1,
+        preexec_fn=(lambda: os.nice(nice)) if nice else None)
+    if child.timed_out:
         out.skipped = f'over the {timeout:.0f} s limit'
         return out
-    lines = [ln for ln in proc.stdout.splitlines()
-             if ln.startswith('RESULT ')]
-    if proc.returncode != 0 or not lines:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
-        out.skipped = f'failed: {tail[0] if tail else proc.returncode}'
+    if child.returncode != 0 or child.data is None:
+        out.skipped = (f'failed: {child.tail[0]}' if child.tail else
+                       f'failed: {child.returncode}')
         return out
-    data = json.loads(lines[-1][len('RESULT '):])
+    data = child.data
     out.seconds = data['seconds']
     out.peak_rss_mb = data['peak_rss_mb']
     out.ap = data['ap']
