@@ -10,6 +10,16 @@ they exist in ``--bench-dir``::
     python tools/benchmark_inference.py --configs A.py B.py \
         --checkpoints a.pth b.pth
 
+At the paper's scale (R50-FPN, COCO input size, randomly initialised heads
+forced to keep 100 detections per image; the images are the synthetic
+validation images resized to 1333x800)::
+
+    python tools/benchmark_inference.py --threads 2 --num-images 10 \
+        --configs mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py \
+                  configs/refinemask/mask-rcnn_r50_fpn_refinemask_1x_coco.py \
+        --images-from configs/baselines/mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py \
+        --image-size 1333 800 --cfg-options model.test_cfg.rcnn.score_thr=0
+
 The first config is the reference of the ratios. Logic:
 ``longtail_plugin/benchmark/inference.py``.
 """
@@ -17,11 +27,13 @@ import argparse
 import os.path as osp
 import sys
 
+from mmengine.config import DictAction
+
 sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 
 from longtail_plugin.benchmark.inference import (  # noqa: E402
-    format_inference_table, load_detector, peak_memory, time_detectors,
-    val_image_paths)
+    count_flops, format_inference_table, load_detector, load_images,
+    peak_memory, time_detectors, val_image_paths)
 from longtail_plugin.benchmark.runner import run_name  # noqa: E402
 
 DEFAULT_CONFIGS = [
@@ -37,6 +49,15 @@ def parse_args():
                    help='one per config (default: <bench-dir>/<config '
                    'name>/seed0/iter_*.pth when present, else random init)')
     p.add_argument('--bench-dir', default='work_dirs/lt')
+    p.add_argument('--images-from', default=None,
+                   help='config whose validation set gives the images '
+                   '(default: the first of --configs)')
+    p.add_argument('--image-size', type=int, nargs=2, default=None,
+                   metavar=('W', 'H'),
+                   help='resize every image to W x H before inference')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='overrides merged into every config, as in '
+                   'MMDetection\'s test.py')
     p.add_argument('--data-root', default=None,
                    help='validation data root (default: the config\'s)')
     p.add_argument('--num-images', type=int, default=60)
@@ -44,6 +65,8 @@ def parse_args():
     p.add_argument('--threads', type=int, default=None,
                    help='torch threads (CPU)')
     p.add_argument('--skip-memory', action='store_true')
+    p.add_argument('--flops', action='store_true',
+                   help='also count FLOPs per image (first 2 images)')
     return p.parse_args()
 
 
@@ -67,28 +90,39 @@ def main():
     ckpts = args.checkpoints or [
         _default_checkpoint(args.bench_dir, c) for c in args.configs
     ]
-    images = val_image_paths(args.configs[0], args.num_images,
-                             args.data_root)
+    paths = val_image_paths(args.images_from or args.configs[0],
+                            args.num_images, args.data_root)
+    images = load_images(paths, args.image_size)
     names = [run_name(c) for c in args.configs]
     for n, c in zip(names, ckpts):
         print(f'{n}: checkpoint {c or "none (random init)"}', flush=True)
     models = {
-        n: load_detector(c, k, args.device)
+        n: load_detector(c, k, args.device, args.cfg_options)
         for n, c, k in zip(names, args.configs, ckpts)
     }
     print(f'timing {len(images)} images per model, interleaved ...',
           flush=True)
     timing = time_detectors(models, images, args.device)
+    flops = count_flops(models, images[:2]) if args.flops else None
     del models
     memory = {}
     if not args.skip_memory:
         for n, c, k in zip(names, args.configs, ckpts):
             print(f'peak memory of {n} (fresh process) ...', flush=True)
-            memory[n] = peak_memory(c, k, images, args.device, args.threads)
+            memory[n] = peak_memory(
+                c,
+                k,
+                paths,
+                args.device,
+                args.threads,
+                image_size=args.image_size,
+                cfg_options=args.cfg_options)
     import torch
+    size = (f', images resized to {args.image_size[0]}x{args.image_size[1]}'
+            if args.image_size else '')
     print(f'\ndevice: {args.device}, torch threads: '
-          f'{torch.get_num_threads()}\n')
-    print(format_inference_table(timing, memory))
+          f'{torch.get_num_threads()}{size}\n')
+    print(format_inference_table(timing, memory, flops))
 
 
 if __name__ == '__main__':

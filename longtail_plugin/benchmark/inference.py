@@ -23,22 +23,46 @@ import os.path as osp
 import statistics
 import sys
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
 
 __all__ = [
-    'load_detector', 'val_image_paths', 'time_detectors', 'peak_memory',
-    'format_inference_table'
+    'load_detector', 'val_image_paths', 'load_images', 'time_detectors',
+    'count_flops', 'peak_memory', 'format_inference_table'
 ]
+
+Image = Union[str, np.ndarray]
+
+
+def resolve_config(config: str) -> str:
+    """A config file path; ``'mmdet::mask_rcnn/x.py'`` names a config that
+    ships inside an installed package, as in ``_base_``."""
+    if '::' not in config:
+        return config
+    from mmengine.utils import get_installed_path
+    package, rel = config.split('::', 1)
+    path = osp.join(get_installed_path(package), '.mim', 'configs', rel)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{config}: {path} not found')
+    return path
 
 
 def load_detector(config: str,
                   checkpoint: Optional[str] = None,
-                  device: str = 'cpu'):
-    """An MMDetection detector in eval mode (``custom_imports`` honoured)."""
+                  device: str = 'cpu',
+                  cfg_options: Optional[dict] = None):
+    """An MMDetection detector in eval mode (``custom_imports`` honoured).
+
+    ``cfg_options`` are merged into the config first (as ``--cfg-options``
+    of MMDetection's tools), e.g. ``{'model.test_cfg.rcnn.score_thr': 0}``.
+    """
     from mmengine.config import Config
 
     from mmdet.apis import init_detector
-    cfg = Config.fromfile(config)
+    cfg = Config.fromfile(resolve_config(config))
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     return init_detector(cfg, checkpoint, device=device)
 
 
@@ -46,7 +70,7 @@ def val_image_paths(config: str, num_images: int,
                     data_root: Optional[str] = None) -> List[str]:
     """The first ``num_images`` images of a config's validation set."""
     from mmengine.config import Config
-    cfg = Config.fromfile(config)
+    cfg = Config.fromfile(resolve_config(config))
     ds = cfg.val_dataloader.dataset
     root = data_root if data_root is not None else ds.get('data_root', '')
     ann_file = osp.join(root, ds.ann_file)
@@ -67,6 +91,19 @@ def val_image_paths(config: str, num_images: int,
     return paths
 
 
+def load_images(paths: Sequence[str],
+                size: Optional[Tuple[int, int]] = None) -> List[Image]:
+    """The images to time: the paths themselves, or, with ``size=(w, h)``,
+    the decoded images resized to that size (BGR arrays, which
+    ``inference_detector`` feeds through ``LoadImageFromNDArray``). Used to
+    time a detector at another input scale than the data's, e.g. the
+    synthetic images at COCO's 1333x800."""
+    if size is None:
+        return list(paths)
+    import mmcv
+    return [mmcv.imresize(mmcv.imread(p), tuple(size)) for p in paths]
+
+
 def _sync(device: str) -> None:
     if device.startswith('cuda'):
         import torch
@@ -74,7 +111,7 @@ def _sync(device: str) -> None:
 
 
 def time_detectors(models: Dict[str, object],
-                   images: Sequence[str],
+                   images: Sequence[Image],
                    device: str = 'cpu',
                    warmup: int = 2) -> Dict[str, Dict]:
     """Per-image wall time of each model over the same images, interleaved.
@@ -100,12 +137,35 @@ def time_detectors(models: Dict[str, object],
     return out
 
 
+def count_flops(models: Dict[str, object],
+                images: Sequence[Image]) -> Dict[str, float]:
+    """Mean floating-point operations per image of each model, counted by
+    ``torch.utils.flop_counter`` (convolutions and matrix products, i.e. the
+    multiply-adds x 2; mmcv's RoIAlign/NMS are not counted). Unlike time,
+    this does not depend on the machine."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mmdet.apis import inference_detector
+    out = {}
+    for name, model in models.items():
+        total = 0
+        for img in images:
+            counter = FlopCounterMode(display=False)
+            with counter:
+                inference_detector(model, img)
+            total += counter.get_total_flops()
+        out[name] = total / max(len(images), 1)
+    return out
+
+
 def _memory_worker(config: str, checkpoint: Optional[str], device: str,
-                   images: List[str]) -> Dict:
+                   paths: List[str], image_size: Optional[List[int]] = None,
+                   cfg_options: Optional[dict] = None) -> Dict:
     from mmdet.apis import inference_detector
 
     from ..utils.loss_benchmark import peak_extra_memory
-    model = load_detector(config, checkpoint, device)
+    images = load_images(paths, image_size)
+    model = load_detector(config, checkpoint, device, cfg_options)
     inference_detector(model, images[0])  # lazy initialisation
 
     def run_all():
@@ -120,9 +180,12 @@ def peak_memory(config: str,
                 images: List[str],
                 device: str = 'cpu',
                 threads: Optional[int] = None,
-                timeout: float = 1200.0) -> Dict:
-    """Peak extra memory of one detector over ``images``, in a fresh
-    process (see the module docstring)."""
+                timeout: float = 1200.0,
+                image_size: Optional[Tuple[int, int]] = None,
+                cfg_options: Optional[dict] = None) -> Dict:
+    """Peak extra memory of one detector over the image files ``images``
+    (resized to ``image_size`` when given, see :func:`load_images`), in a
+    fresh process (see the module docstring)."""
     code = ('import json, sys; '
             'from longtail_plugin.benchmark.inference import _memory_worker; '
             'print("@@" + json.dumps(_memory_worker(*json.loads(sys.argv[1]))))')
@@ -131,7 +194,12 @@ def peak_memory(config: str,
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
     if threads:
         env['OMP_NUM_THREADS'] = env['MKL_NUM_THREADS'] = str(threads)
-    args = json.dumps([config, checkpoint, device, list(images)])
+    args = json.dumps([
+        config, checkpoint, device,
+        list(images),
+        list(image_size) if image_size else None,
+        dict(cfg_options or {})
+    ])
     from ..utils.child_process import run_json_child
     out = run_json_child([sys.executable, '-c', code, args], '@@',
                          timeout=timeout, env=env)
@@ -144,7 +212,8 @@ def peak_memory(config: str,
 
 
 def format_inference_table(timing: Dict[str, Dict],
-                           memory: Dict[str, Dict]) -> str:
+                           memory: Dict[str, Dict],
+                           flops: Optional[Dict[str, float]] = None) -> str:
     """Markdown table; ratios are against the first model."""
     names = list(timing)
     ref = names[0]
@@ -152,8 +221,10 @@ def format_inference_table(timing: Dict[str, Dict],
     ref_mem = memory.get(ref, {}).get('peak_extra_bytes')
     lines = [
         '| model | images | dets / image | ms / image (median) '
-        '| ms / image (mean) | time / ref | peak extra MB | memory / ref |',
-        '|---|---:|---:|---:|---:|---:|---:|---:|'
+        '| ms / image (mean) | time / ref | peak extra MB | memory / ref |'
+        + (' GFLOPs / image | FLOPs / ref |' if flops else ''),
+        '|---|---:|---:|---:|---:|---:|---:|---:|' +
+        ('---:|---:|' if flops else '')
     ]
     for n in names:
         t = timing[n]['times']
@@ -165,8 +236,10 @@ def format_inference_table(timing: Dict[str, Dict],
                       if ref_mem else 'n/a')
         else:
             mb, mratio = f"n/a ({mem.get('error', 'not measured')})", ''
-        lines.append(
-            f'| {n} | {len(t)} | {statistics.mean(timing[n]["dets"]):.1f} '
-            f'| {1e3 * med:.1f} | {1e3 * statistics.mean(t):.1f} '
-            f'| {med / ref_med:.2f} | {mb} | {mratio} |')
+        row = (f'| {n} | {len(t)} | {statistics.mean(timing[n]["dets"]):.1f} '
+               f'| {1e3 * med:.1f} | {1e3 * statistics.mean(t):.1f} '
+               f'| {med / ref_med:.2f} | {mb} | {mratio} |')
+        if flops:
+            row += f' {flops[n] / 1e9:.1f} | {flops[n] / flops[ref]:.2f} |'
+        lines.append(row)
     return '\n'.join(lines)

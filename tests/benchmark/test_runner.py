@@ -128,3 +128,49 @@ def test_read_group_traces(tmp_path):
     assert tr['step'].tolist() == [20, 40]
     assert tr['r'].tolist() == [0.2, 0.4]
     assert read_group_traces(str(path), 'focal_gamma')['r'].tolist() == [6.8]
+
+
+def test_inference_table_flops_columns():
+    from longtail_plugin.benchmark.inference import format_inference_table
+    timing = {'a': dict(times=[0.1], dets=[10]),
+              'b': dict(times=[0.2], dets=[10])}
+    lines = format_inference_table(timing, {}, {'a': 2e9, 'b': 5e9})
+    lines = lines.splitlines()
+    assert lines[0].endswith('GFLOPs / image | FLOPs / ref |')
+    assert lines[3].endswith('| 5.0 | 2.50 |')
+
+
+def test_count_flops_matches_hand_count(monkeypatch):
+    """A 3x3 conv 2->4 over 5x6 pixels: 4*5*6 outputs x 2*9 multiply-adds
+    x 2 = 4,320 FLOPs per call, counted for every image."""
+    import torch
+
+    import mmdet.apis
+    from longtail_plugin.benchmark.inference import count_flops
+    conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+
+    def fake_inference(model, img):
+        return model(torch.zeros(1, 2, 5, 6))
+
+    monkeypatch.setattr(mmdet.apis, 'inference_detector', fake_inference)
+    out = count_flops({'conv': conv}, ['x', 'y'])
+    assert out == {'conv': 4320}
+
+
+def test_resolve_config_and_load_images(tmp_path):
+    import mmcv
+    import numpy as np
+    import pytest
+
+    from longtail_plugin.benchmark.inference import (load_images,
+                                                     resolve_config)
+    path = resolve_config('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
+    assert osp.isfile(path) and path.endswith('mask-rcnn_r50_fpn_1x_coco.py')
+    assert resolve_config(SYN) == SYN
+    with pytest.raises(FileNotFoundError, match='mmdet::nope/x.py'):
+        resolve_config('mmdet::nope/x.py')
+    img = tmp_path / 'a.png'
+    mmcv.imwrite(np.full((16, 20, 3), 7, np.uint8), str(img))
+    assert load_images([str(img)]) == [str(img)]
+    arr, = load_images([str(img)], (40, 24))
+    assert arr.shape == (24, 40, 3) and int(arr[5, 5, 0]) == 7
