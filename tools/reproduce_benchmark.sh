@@ -33,7 +33,7 @@ run --seeds 0 1 2 --configs configs/refinemask/mask-rcnn_r18_fpn_refinemask_400i
 # sigmoid baseline alone
 for seed in 0 1 2; do run --seeds $seed --configs $SOFTMAX800 $EQLV2_800; done
 run --seeds 0 --configs $E/mask-rcnn_r18_fpn_sigmoid_800it_synthetic-lvis.py
-run --seeds 0 1 --configs $E/mask-rcnn_r18_fpn_eqlv2-alpha0_800it_synthetic-lvis.py  # ablation
+run --seeds 0 1 2 --configs $E/mask-rcnn_r18_fpn_eqlv2-alpha0_800it_synthetic-lvis.py  # ablation
 run --report-only --seeds 0 1 2 3 4 --configs $ALL
 .venv/bin/python tools/plot_grad_ratio.py \
     --ann-file data/synthetic_lvis/annotations/lvis_v1_train.json \
