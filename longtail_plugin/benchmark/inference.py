@@ -28,8 +28,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 __all__ = [
-    'load_detector', 'val_image_paths', 'load_images', 'time_detectors',
-    'count_flops', 'peak_memory', 'format_inference_table'
+    'resolve_config', 'load_detector', 'val_image_paths', 'load_images',
+    'time_detectors', 'count_flops', 'peak_memory', 'format_inference_table'
 ]
 
 Image = Union[str, np.ndarray]
@@ -37,15 +37,18 @@ Image = Union[str, np.ndarray]
 
 def resolve_config(config: str) -> str:
     """A config file path; ``'mmdet::mask_rcnn/x.py'`` names a config that
-    ships inside an installed package, as in ``_base_``."""
+    ships inside an installed package, resolved by MMEngine's own rule for
+    such ``_base_`` entries."""
     if '::' not in config:
         return config
+    from mmengine.config.utils import (_get_external_cfg_base_path,
+                                       _get_package_and_cfg_path)
     from mmengine.utils import get_installed_path
-    package, rel = config.split('::', 1)
-    path = osp.join(get_installed_path(package), '.mim', 'configs', rel)
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'{config}: {path} not found')
-    return path
+    package, rel = _get_package_and_cfg_path(config)
+    try:
+        return _get_external_cfg_base_path(get_installed_path(package), rel)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f'{config}: {e}') from e
 
 
 def load_detector(config: str,
