@@ -23,7 +23,7 @@ sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
 from longtail_plugin.benchmark import (RunSpec, run_name,  # noqa: E402
                                        run_training, write_report)
 from longtail_plugin.benchmark.runner import (  # noqa: E402
-    boundary_metrics, predict_checkpoint)
+    boundary_metrics, data_roots, predict_checkpoint)
 
 
 def parse_args():
@@ -31,8 +31,10 @@ def parse_args():
     p.add_argument('--configs', nargs='+', required=True)
     p.add_argument('--seeds', nargs='+', type=int, default=[0])
     p.add_argument('--out', required=True, help='output directory')
-    p.add_argument('--data-root', default='data/synthetic_lvis',
-                   help='synthetic data set (generated when missing)')
+    p.add_argument('--data-root', default=None,
+                   help='train every config on this synthetic set (default: '
+                   "each config's own data_root, generated when missing with "
+                   "the config's `synthetic_lvis` generator arguments)")
     p.add_argument('--data-seed', type=int, default=0,
                    help='seed of the synthetic data set')
     p.add_argument('--num-classes', type=int, default=100)
@@ -98,11 +100,15 @@ def main():
         ]
         if not specs:
             raise SystemExit(f'no finished run in {args.out}')
-    else:
-        print(f'data: {args.data_root} (generated if missing)', flush=True)
-        ensure_synthetic_lvis(
-            args.data_root, seed=args.data_seed,
-            num_classes=args.num_classes)
+    roots = {}
+    if not args.report_only:
+        roots = data_roots(args.configs, args.data_root)
+        for root, gen_args in sorted(set(roots.values())):
+            print(f'data: {root} {dict(gen_args)} (generated if missing)',
+                  flush=True)
+            ensure_synthetic_lvis(root, seed=args.data_seed,
+                                  num_classes=args.num_classes,
+                                  **dict(gen_args))
     progress = Progress(len(specs))
     threads = args.threads or max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
 
@@ -125,7 +131,7 @@ def main():
             return rec
         progress.say(idx, name, spec.seed, 'started')
         res = run_training(
-            spec, data_root=args.data_root, threads=threads,
+            spec, data_root=roots[spec.config][0], threads=threads,
             on_progress=progress.make_callback(idx, name, spec.seed))
         rec = res.to_dict()
         with open(done, 'w') as f:

@@ -41,6 +41,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--val-min-instances', type=int, default=5)
     p.add_argument('--num-neg-per-image', type=int, default=10)
     p.add_argument('--image-format', choices=('jpg', 'png'), default='jpg')
+    p.add_argument('--head-instances', type=float, default=1.0,
+                   help='mean instances of a frequent category per image '
+                   'that has it (extra ones are small); 1 = default set')
     p.add_argument('--reuse', action='store_true',
                    help='keep an existing set generated with the same '
                    'parameters (meta.json) instead of regenerating')
@@ -63,6 +66,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         val_min_instances=args.val_min_instances,
         num_neg_per_image=args.num_neg_per_image,
         image_format=args.image_format,
+        head_instances=args.head_instances,
         progress=None if args.quiet else print)
     if args.reuse:
         s = ensure_synthetic_lvis(args.out, **kwargs)

@@ -35,6 +35,14 @@ for seed in 0 1 2; do run --seeds $seed --configs $SOFTMAX800 $EQLV2_800; done
 run --seeds 0 --configs $E/mask-rcnn_r18_fpn_sigmoid_800it_synthetic-lvis.py
 run --seeds 0 1 2 --configs $E/mask-rcnn_r18_fpn_eqlv2-alpha0_800it_synthetic-lvis.py  # ablation
 run --report-only --seeds 0 1 2 3 4 --configs $ALL
+# the dense-head variant of the set (its own data root, generated from the
+# configs' `synthetic_lvis` arguments) in its own table: softmax vs EQL v2
+SOFTMAX_DH=$B/mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py
+EQLV2_DH=$E/mask-rcnn_r18_fpn_eqlv2_800it_synthetic-lvis-densehead.py
+for seed in 0 1 2; do
+    OUT=${OUT}_densehead run --seeds $seed --configs $SOFTMAX_DH $EQLV2_DH
+done
+OUT=${OUT}_densehead run --report-only --seeds 0 1 2 --configs $SOFTMAX_DH $EQLV2_DH
 .venv/bin/python tools/plot_grad_ratio.py \
     --ann-file data/synthetic_lvis/annotations/lvis_v1_train.json \
     --checkpoint "$OUT"/mask-rcnn_r18_fpn_sigmoid_400it_synthetic-lvis/seed0/iter_400.pth \

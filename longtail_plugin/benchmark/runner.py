@@ -14,13 +14,14 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
 __all__ = [
     'RunSpec', 'RunResult', 'mmdet_tool', 'prepare_config', 'run_training',
-    'read_metrics', 'run_name', 'boundary_metrics', 'predict_checkpoint'
+    'read_metrics', 'run_name', 'boundary_metrics', 'predict_checkpoint',
+    'data_roots'
 ]
 
 DEFAULT_DATA_ROOT = 'data/synthetic_lvis/'
@@ -106,6 +107,34 @@ def prepare_config(config: str,
     os.makedirs(work_dir, exist_ok=True)
     out = osp.join(work_dir, run_name(config) + '.py')
     cfg.dump(out)
+    return out
+
+
+def data_roots(configs: Sequence[str],
+               override: Optional[str] = None
+               ) -> Dict[str, Tuple[str, Tuple[Tuple[str, Any], ...]]]:
+    """Synthetic set of each config: ``{config: (root, generator args)}``.
+
+    A config names its set by ``data_root`` and, for a variant of the
+    default set, the generator arguments in ``synthetic_lvis`` (e.g.
+    ``dict(head_instances=3.0)``). ``override`` (``--data-root``) puts every
+    config on that one root, which must then not need two different sets.
+    """
+    out = {}
+    for c in configs:
+        cfg = Config.fromfile(c)
+        root = override or cfg.get('data_root', DEFAULT_DATA_ROOT)
+        gen = tuple(sorted((cfg.get('synthetic_lvis', None) or {}).items()))
+        out[c] = (root.rstrip('/'), gen)
+    by_root: Dict[str, tuple] = {}
+    for c, (root, gen) in out.items():
+        if by_root.setdefault(root, (c, gen))[1] != gen:
+            other = by_root[root][0]
+            raise ValueError(
+                f'{c} and {other} need different synthetic sets '
+                f'(synthetic_lvis = {dict(gen)} vs {dict(by_root[root][1])}) '
+                f'but would both use {root}: drop --data-root or run them '
+                'separately')
     return out
 
 

@@ -99,12 +99,16 @@ from ..utils.category_info import frequency_group
 __all__ = [
     'GENERATOR_VERSION', 'COCO_URL_PREFIX', 'LVIS_GROUP_PROPORTIONS',
     'SHAPES', 'COLOURS', 'TEXTURES', 'CategorySpec', 'plan_train_image_counts',
-    'build_category_specs', 'make_synthetic_lvis', 'ensure_synthetic_lvis',
+    'build_category_specs', 'plan_crowds', 'make_synthetic_lvis',
+    'ensure_synthetic_lvis',
     'load_class_names'
 ]
 
 #: Bump when the output for given parameters changes (invalidates meta.json).
 GENERATOR_VERSION = 1
+# extra head instances (``head_instances``): drawn smaller, as crowds are
+CROWD_SIZE_RANGE = (0.04, 0.10)
+MAX_CROWD_PER_OCCURRENCE = 4
 #: MMDetection's LVISV1Dataset strips this prefix from ``coco_url``.
 COCO_URL_PREFIX = 'http://images.cocodataset.org/'
 #: Fractions of rare / common / frequent categories in LVIS v1.
@@ -580,19 +584,22 @@ def _draw_image(rng: np.random.Generator, labels: Sequence[int],
                 specs: Sequence[CategorySpec], noise: np.ndarray, h: int,
                 w: int,
                 size_range: Tuple[float, float], min_visible: float,
-                not_exhaustive_prob: float) -> _Drawn:
+                not_exhaustive_prob: float,
+                small_labels: Sequence[int] = ()) -> _Drawn:
     img = _background(rng, h, w)
     placed: List[_Obj] = []
-    for label in labels:
+    sizes = [size_range] * len(labels) + [CROWD_SIZE_RANGE] * len(small_labels)
+    for label, sizes_k in zip(list(labels) + list(small_labels), sizes):
         obj = None
         for _ in range(4):  # practically always succeeds at the first try
-            obj = _place(rng, specs[label], placed, label, h, w, size_range,
+            obj = _place(rng, specs[label], placed, label, h, w, sizes_k,
                          min_visible)
             if obj is not None:
                 break
         if obj is None:
             raise RuntimeError(
-                f'could not place {len(labels)} objects in a {h}x{w} image; '
+                f'could not place {len(labels) + len(small_labels)} objects '
+                f'in a {h}x{w} image; '
                 'use fewer objects or a larger image')
         placed.append(obj)
     hidden: List[_Obj] = []
@@ -683,7 +690,8 @@ def _write_split(out_dir: str, folder: str, image_labels: List[List[int]],
                  first_ann_id: int, params: Dict[str, Any],
                  size_range: Tuple[float, float], min_visible: float,
                  not_exhaustive_prob: float, progress: ProgressFn,
-                 extra_image_fields: bool = False) -> Dict[str, Any]:
+                 extra_image_fields: bool = False,
+                 crowds: Optional[List[List[int]]] = None) -> Dict[str, Any]:
     h, w = params['image_size']
     fmt = params['image_format']
     siblings = _siblings(specs)
@@ -703,7 +711,8 @@ def _write_split(out_dir: str, folder: str, image_labels: List[List[int]],
         image_id = first_image_id + i
         file_name = f'{image_id:012d}.{fmt}'
         drawn = _draw_image(rng, labels, specs, noise, h, w, size_range,
-                            min_visible, not_exhaustive_prob)
+                            min_visible, not_exhaustive_prob,
+                            crowds[i] if crowds else ())
         _write_image(osp.join(out_dir, folder, file_name), drawn.image, fmt)
         occluded += drawn.occluded
         present = sorted(set(labels))
@@ -809,7 +818,8 @@ def _normalise_params(seed: int, num_classes: int, num_train_images: int,
                       min_objects: int, max_objects: int,
                       val_min_instances: int, num_neg_per_image: int,
                       not_exhaustive_prob: float,
-                      image_format: str) -> Dict[str, Any]:
+                      image_format: str,
+                      head_instances: float = 1.0) -> Dict[str, Any]:
     fmt = image_format.lower().lstrip('.')
     fmt = 'jpg' if fmt == 'jpeg' else fmt
     if fmt not in ('jpg', 'png'):
@@ -819,6 +829,11 @@ def _normalise_params(seed: int, num_classes: int, num_train_images: int,
         raise ValueError('images must be at least 32x32')
     if not 1 <= min_objects <= max_objects:
         raise ValueError('need 1 <= min_objects <= max_objects')
+    if not 1.0 <= float(head_instances) <= 1.0 + MAX_CROWD_PER_OCCURRENCE:
+        raise ValueError(
+            'head_instances (mean instances of a frequent category in an '
+            f'image that has it) must be in [1, '
+            f'{1 + MAX_CROWD_PER_OCCURRENCE}], got {head_instances}')
     return {
         'seed': int(seed),
         'num_classes': int(num_classes),
@@ -833,6 +848,7 @@ def _normalise_params(seed: int, num_classes: int, num_train_images: int,
         'num_neg_per_image': int(num_neg_per_image),
         'not_exhaustive_prob': float(not_exhaustive_prob),
         'image_format': fmt,
+        'head_instances': float(head_instances),
     }
 
 
@@ -852,6 +868,45 @@ def _with_duplicates(members: List[List[int]], min_objects: int,
     return out
 
 
+def plan_crowds(members: List[List[int]], head: np.ndarray,
+                head_instances: float,
+                rng: np.random.Generator) -> List[List[int]]:
+    """Extra small instances of the frequent categories of each image.
+
+    Every occurrence of a frequent (head) category in an image gets
+    ``Poisson(head_instances - 1)`` extra instances, at most
+    ``MAX_CROWD_PER_OCCURRENCE``, so a head category has on average about
+    ``head_instances`` instances in each image that contains it. Rare and
+    common categories get none, and image counts (hence the frequency groups)
+    do not change. This shifts the instance share towards the head as in
+    LVIS v1, where rare and common categories (at most 10 x 337 + 100 x 461 =
+    49,470 image-category pairs) are a few per cent of its 1.27M training
+    instances; with one instance per occurrence they are about a quarter of
+    the default synthetic set's. ``head_instances == 1`` draws nothing.
+
+    Args:
+        members: categories of each image (indices into ``head``).
+        head: bool per category, True for frequent ones.
+        head_instances: mean instances per head occurrence (>= 1).
+        rng: random generator (used only when ``head_instances > 1``).
+
+    Returns:
+        Per image, the category of every extra instance.
+    """
+    if head_instances <= 1.0:
+        return [[] for _ in members]
+    out = []
+    for cats in members:
+        extra: List[int] = []
+        for k in cats:
+            if head[k]:
+                n = min(int(rng.poisson(head_instances - 1.0)),
+                        MAX_CROWD_PER_OCCURRENCE)
+                extra.extend([k] * n)
+        out.append(extra)
+    return out
+
+
 def make_synthetic_lvis(out_dir: str,
                         seed: int = 0,
                         num_classes: int = 100,
@@ -866,6 +921,7 @@ def make_synthetic_lvis(out_dir: str,
                         num_neg_per_image: int = 10,
                         not_exhaustive_prob: float = 0.02,
                         image_format: str = 'jpg',
+                        head_instances: float = 1.0,
                         progress: ProgressFn = None) -> Dict[str, Any]:
     """Generate the synthetic long-tailed LVIS v1-format set into ``out_dir``.
 
@@ -886,6 +942,12 @@ def make_synthetic_lvis(out_dir: str,
         not_exhaustive_prob: fraction of images with one (true)
             ``not_exhaustive_category_ids`` entry.
         image_format: 'jpg' (quality 95) or 'png'.
+        head_instances: mean number of instances of a frequent category in
+            each image that contains it (train and val). 1.0 (default) keeps
+            one, plus the occasional second instance; larger values add
+            small extra instances of the frequent categories only, as in
+            LVIS, where head categories come in groups and make up almost
+            all instances (see :func:`plan_crowds`).
         progress: called with progress messages (e.g. ``print``).
 
     Returns:
@@ -900,7 +962,7 @@ def make_synthetic_lvis(out_dir: str,
                                image_level_per_class, min_objects,
                                max_objects, val_min_instances,
                                num_neg_per_image, not_exhaustive_prob,
-                               image_format)
+                               image_format, head_instances)
     return _generate(out_dir, params, progress)
 
 
@@ -941,6 +1003,12 @@ def _generate(out_dir: str, params: Dict[str, Any],
                           p['max_objects'], rng_val)
     val_labels = _with_duplicates(val_members, p['min_objects'],
                                   p['max_objects'], 0.25, rng_val)
+    head = np.array([frequency_group(int(c)) == 'f' for c in train_counts])
+    # own streams: the default set (head_instances = 1) is unchanged
+    train_crowds = plan_crowds(train_members, head, p['head_instances'],
+                               np.random.default_rng([seed, 4]))
+    val_crowds = plan_crowds(val_members, head, p['head_instances'],
+                             np.random.default_rng([seed, 5]))
 
     common = dict(specs=specs, cat_ids=cat_ids, seed=seed, params=p,
                   min_visible=min_visible, progress=progress)
@@ -949,13 +1017,13 @@ def _generate(out_dir: str, params: Dict[str, Any],
                          first_image_id=1, first_ann_id=1,
                          size_range=size_range,
                          not_exhaustive_prob=p['not_exhaustive_prob'],
-                         **common)
+                         crowds=train_crowds, **common)
     val = _write_split(out_dir, 'val2017', val_labels, stream=2,
                        first_image_id=n_train + 1,
                        first_ann_id=len(train['annotations']) + 1,
                        size_range=size_range,
                        not_exhaustive_prob=p['not_exhaustive_prob'],
-                       **common)
+                       crowds=val_crowds, **common)
     cats = _category_dicts(specs, order, train['annotations'], cat_ids)
     ann_dir = osp.join(out_dir, 'annotations')
     train_ann = osp.join(ann_dir, 'lvis_v1_train.json')

@@ -174,3 +174,18 @@ def test_resolve_config_and_load_images(tmp_path):
     assert load_images([str(img)]) == [str(img)]
     arr, = load_images([str(img)], (40, 24))
     assert arr.shape == (24, 40, 3) and int(arr[5, 5, 0]) == 7
+
+
+def test_data_roots_follow_each_config_and_refuse_a_mixed_override(tmp_path):
+    import pytest
+
+    from longtail_plugin.benchmark.runner import data_roots
+    dense = osp.join(ROOT, 'configs', 'baselines',
+                     'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py')
+    roots = data_roots([SYN, dense])
+    assert roots[SYN] == ('data/synthetic_lvis', ())
+    assert roots[dense] == ('data/synthetic_lvis_densehead',
+                            (('head_instances', 3.0), ))
+    assert data_roots([dense], str(tmp_path))[dense][0] == str(tmp_path)
+    with pytest.raises(ValueError, match='different synthetic sets'):
+        data_roots([SYN, dense], str(tmp_path))

@@ -64,3 +64,30 @@ def test_config_builds(path, tmp_path):
     ev = cfg.get('val_evaluator')
     if isinstance(ev, dict) and ev.get('type') == 'LongTailLVISMetric':
         assert METRICS.get('LongTailLVISMetric') is not None
+
+
+SYNTHETIC = [p for p in CONFIGS if 'synthetic-lvis' in osp.basename(p)]
+
+
+@pytest.mark.parametrize('path', SYNTHETIC,
+                         ids=[osp.relpath(p, ROOT) for p in SYNTHETIC])
+def test_synthetic_config_trains_and_evaluates_on_one_set(path):
+    """Train, val and test data and the evaluator's file all live under the
+    config's ``data_root`` (a variant set overriding only some of them would
+    train on one set and score on another); a variant names its generator
+    arguments in ``synthetic_lvis``."""
+    from longtail_plugin.datasets.synthetic_lvis import make_synthetic_lvis
+    import inspect
+    cfg = Config.fromfile(path)
+    root = cfg.data_root
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        ds = cfg[loader].dataset
+        while 'data_root' not in ds:  # wrappers (ClassBalancedDataset)
+            ds = ds.dataset
+        assert ds.data_root == root, loader
+    for ev in ('val_evaluator', 'test_evaluator'):
+        assert cfg[ev].ann_file == root + 'annotations/lvis_v1_val.json', ev
+    gen = cfg.get('synthetic_lvis', None) or {}
+    assert set(gen) <= set(inspect.signature(make_synthetic_lvis).parameters)
+    assert ('densehead' in path) == (root == 'data/synthetic_lvis_densehead/')
+    assert ('densehead' in path) == (gen == dict(head_instances=3.0))

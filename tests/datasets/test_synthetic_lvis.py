@@ -403,3 +403,60 @@ def test_default_size_long_tail(tmp_path):
     assert any(len(a['segmentation']) > 1 for a in train['annotations'])
     assert sum(len(img['not_exhaustive_category_ids']) > 0
                for img in train['images']) > 0
+
+
+# ------------------------------------------------------------ dense head
+def test_plan_crowds_head_only_and_mean():
+    head = np.array([True, True, False, False])
+    members = [[0, 2], [1, 3], [2, 3], [0, 1]] * 500
+    rng = np.random.default_rng(0)
+    assert sl.plan_crowds(members, head, 1.0, rng) == [[]] * len(members)
+    # the default draws nothing, so the default set keeps its random streams
+    assert rng.random() == np.random.default_rng(0).random()
+    crowds = sl.plan_crowds(members, head, 3.0, np.random.default_rng(1))
+    assert all(set(c) <= {k for k in m if head[k]}
+               for c, m in zip(crowds, members))
+    per_occurrence = [c.count(k) for c, m in zip(crowds, members)
+                      for k in m if head[k]]
+    assert max(per_occurrence) <= sl.MAX_CROWD_PER_OCCURRENCE
+    # E[min(Poisson(2), 4)] = 1*p1 + 2*p2 + 3*p3 + 4*P(X >= 4) = 1.9249
+    assert abs(np.mean(per_occurrence) - 1.9249) < 0.08
+    with pytest.raises(ValueError, match='head_instances'):
+        sl.make_synthetic_lvis('/nonexistent', head_instances=0.5)
+
+
+def test_head_instances_only_add_frequent_instances(tmp_path):
+    kw = dict(seed=2, num_classes=12, num_train_images=130,
+              num_val_images=30, image_level=False)
+    base = sl.make_synthetic_lvis(str(tmp_path / 'base'), **kw)
+    dense = sl.make_synthetic_lvis(str(tmp_path / 'dense'),
+                                   head_instances=3.0, **kw)
+    for name in ANN_FILES[:2]:
+        a = _load(base['data_root'], name)
+        b = _load(dense['data_root'], name)
+        # same images, same categories per image, same groups
+        assert [i['id'] for i in a['images']] == [i['id'] for i in b['images']]
+        present_a, _ = _image_stats(a)
+        present_b, inst_b = _image_stats(b)
+        assert present_a == present_b
+        freq = {c['id']: c['frequency'] for c in b['categories']}
+        assert ([(c['id'], c['image_count'], c['frequency'])
+                 for c in a['categories']] ==
+                [(c['id'], c['image_count'], c['frequency'])
+                 for c in b['categories']])
+        _, inst_a = _image_stats(a)
+        assert 'f' in freq.values()
+        for k, g in freq.items():
+            if g == 'f':
+                assert inst_b[k] > 1.5 * inst_a[k], (name, k)
+            else:
+                assert inst_b[k] == inst_a[k], (name, k)
+        # the extra instances are real, exact annotations
+        h, w = b['images'][0]['height'], b['images'][0]['width']
+        for ann in b['annotations'][:200]:
+            m = _decode(ann, h, w)
+            assert m.any() and abs(float(m.sum()) - ann['area']) < 1e-6
+    assert dense['params']['head_instances'] == 3.0
+    # the set records its generator arguments; ensure regenerates on change
+    assert not sl.ensure_synthetic_lvis(str(tmp_path / 'base'),
+                                        head_instances=2.0, **kw)['reused']
