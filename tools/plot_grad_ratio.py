@@ -54,7 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f'wrote {args.out}')
         return 0
     from longtail_plugin.utils import load_category_info
-    from longtail_plugin.utils.grad_ratio import (load_grad_statistics,
+    from longtail_plugin.utils.grad_ratio import (group_means, group_shares,
+                                                  load_grad_statistics,
                                                   plot_grad_ratios)
     labels = args.labels or args.checkpoint
     if len(labels) != len(args.checkpoint):
@@ -73,6 +74,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             name = label if len(keys) == 1 else f'{label}\n{k}'
             series.append((name, stats[k]['pos_neg']))
             print(f'{ckpt}: {k} ({stats[k]["pos_neg"].size} classes)')
+            if info is not None:
+                info.check_num_classes(stats[k]['pos_neg'].size,
+                                       f'classes in {ckpt} ({k})')
+                groups = info.group_indices()
+                means = group_means(stats[k]['pos_neg'], groups)
+                shares = (group_shares(stats[k]['pos_grad'], groups)
+                          if 'pos_grad' in stats[k] else {})
+                for g in means:
+                    share = (f', {100 * shares[g]:.1f}% of the accumulated '
+                             'positive gradient' if g in shares else '')
+                    print(f'  {g}: mean g {means[g]:.3f}{share}')
     plot_grad_ratios(series, info, args.out, title=args.title)
     print(f'wrote {args.out}')
     return 0

@@ -23,7 +23,8 @@ from .grad_stats import find_gradient_statistics
 
 __all__ = [
     'STAT_NAMES', 'load_checkpoint_state_dict', 'extract_grad_statistics',
-    'load_grad_statistics', 'group_means', 'model_grad_scalars',
+    'load_grad_statistics', 'group_means', 'group_shares',
+    'model_grad_scalars',
     'plot_grad_ratios', 'read_group_traces', 'plot_group_traces'
 ]
 
@@ -94,6 +95,21 @@ def group_means(values: np.ndarray,
         g: float(values[idx].mean())
         for g, idx in groups.items() if len(idx) > 0
     }
+
+
+def group_shares(values: np.ndarray,
+                 groups: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """Fraction of ``sum(values)`` that falls in each frequency group.
+
+    With the accumulated positive gradient (``pos_grad``) it says how much of
+    the classifier's positive training signal went to each group, e.g. how
+    far EQL v2's up-weighted tail positives outweigh the head's.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    total = float(values.sum())
+    if not np.isfinite(total) or total <= 0:
+        raise ValueError(f'shares of a non-positive total ({total})')
+    return {g: float(values[idx].sum() / total) for g, idx in groups.items()}
 
 
 def model_grad_scalars(

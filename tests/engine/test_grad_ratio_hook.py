@@ -137,7 +137,18 @@ def test_hook_several_losses_and_no_ann_file(data_root):
     assert 'train/grad_ratio_all' in scalars(runner2)
 
 
-def test_checkpoint_reader_and_plot_tool(data_root, tmp_path):
+def test_group_shares_hand_values():
+    from longtail_plugin.utils.grad_ratio import group_shares
+    groups = dict(r=np.array([0]), c=np.array([1, 2]), f=np.array([3]))
+    got = group_shares(np.array([1.0, 2.0, 3.0, 4.0]), groups)
+    assert got == pytest.approx(dict(r=0.1, c=0.5, f=0.4))
+    with pytest.raises(ValueError, match='non-positive total'):
+        group_shares(np.zeros(4), groups)
+    with pytest.raises(ValueError, match='non-positive total'):
+        group_shares(np.array([1.0, np.nan, 0.0, 0.0]), groups)
+
+
+def test_checkpoint_reader_and_plot_tool(data_root, tmp_path, capsys):
     from mmengine.runner.checkpoint import save_checkpoint
     model = Detector()
     loss = model.roi_head.bbox_head[0].loss_cls
@@ -176,6 +187,13 @@ def test_checkpoint_reader_and_plot_tool(data_root, tmp_path):
         str(out)
     ]) == 0
     assert out.stat().st_size > 1000
+    # per-group summary: mean ratio and share of the positive gradient
+    lines = [ln for ln in capsys.readouterr().out.splitlines()
+             if 'of the accumulated positive gradient' in ln]
+    assert len(lines) >= 2 and all('mean g' in ln for ln in lines)
+    shares = [float(ln.split(', ')[1].split('%')[0])
+              for ln in lines[:len(lines) // 2]]
+    assert sum(shares) == pytest.approx(100.0, abs=0.2)
     with pytest.raises(ValueError, match='no gradient statistics'):
         torch.save({'state_dict': {'w': torch.zeros(1)}},
                    tmp_path / 'plain.pth')
