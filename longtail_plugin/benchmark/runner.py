@@ -12,6 +12,7 @@ import os.path as osp
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -25,6 +26,10 @@ __all__ = [
 ]
 
 DEFAULT_DATA_ROOT = 'data/synthetic_lvis/'
+# MMEngine resolves ``mmdet::`` bases through pkg_resources, whose lazy
+# initialisation is not thread-safe: trainings prepared side by side
+# (``--jobs``) read their configs one at a time.
+_CONFIG_LOCK = threading.Lock()
 _ITER_RE = re.compile(r'Iter\(train\)\s*\[\s*(\d+)/(\d+)\]')
 _EPOCH_RE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 
@@ -87,7 +92,8 @@ def prepare_config(config: str,
     evaluator annotation files) is moved to ``data_root``; the seed is set
     through MMEngine's ``randomness``.
     """
-    cfg = Config.fromfile(config)
+    with _CONFIG_LOCK:
+        cfg = Config.fromfile(config)
     old_root = cfg.get('data_root', DEFAULT_DATA_ROOT)
     if data_root is not None:
         new_root = data_root.rstrip('/') + '/'
@@ -177,7 +183,8 @@ def boundary_metrics(work_dir: str,
         return {}
     from longtail_plugin.evaluation.functional.boundary_fscore import (
         evaluate_boundary_fscore, load_predictions)
-    cfg = Config.fromfile(cfg_file)
+    with _CONFIG_LOCK:
+        cfg = Config.fromfile(cfg_file)
     with open(cfg.val_evaluator.ann_file) as f:
         ann = json.load(f)
     with open(segm_file) as f:

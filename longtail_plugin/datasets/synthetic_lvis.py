@@ -62,6 +62,18 @@ polygons. Pixels are painted from the pycocotools rasterisation of the same
 rasterisation of the stored segmentation: masks are exact up to the one-pixel
 seam where two polygons meet.
 
+*Dense head (``head_instances``, off by default).* With one instance per
+image-category pair the rare and common categories hold about a quarter of
+the training instances, several times their share in LVIS v1 (where they
+have at most 49,470 image-category pairs against 1.27M instances). With
+``head_instances > 1`` every occurrence of a frequent category in an image
+(train and val) gets on average ``head_instances - 1`` extra, smaller
+instances (:func:`plan_crowds`, drawn after the image's other objects from
+their own random stream), as LVIS's head categories come in groups; image
+counts, frequency groups and the rest of the set are those of the default
+set with the same seed. ``head_instances = 3`` brings the tail to 10% of
+the training instances and about 10 instances per image (LVIS v1: 12.7).
+
 *Federated labels.* ``neg_category_ids`` lists categories verified absent
 from an image (``num_neg_per_image`` of them, categories confusable with a
 present one - sharing two attributes - three times as likely). A small

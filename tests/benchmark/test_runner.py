@@ -189,3 +189,41 @@ def test_data_roots_follow_each_config_and_refuse_a_mixed_override(tmp_path):
     assert data_roots([dense], str(tmp_path))[dense][0] == str(tmp_path)
     with pytest.raises(ValueError, match='different synthetic sets'):
         data_roots([SYN, dense], str(tmp_path))
+
+
+def test_prepare_config_reads_configs_one_at_a_time(tmp_path, monkeypatch):
+    """Side-by-side trainings (--jobs) prepare their configs from threads;
+    MMEngine's resolution of ``mmdet::`` bases is not thread-safe (a race in
+    pkg_resources' lazy start failed a real run), so reads are serialised."""
+    import threading
+    import time
+
+    from longtail_plugin.benchmark import runner
+    real = Config.fromfile
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def slow_fromfile(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(runner.Config, 'fromfile', slow_fromfile)
+    threads = [
+        threading.Thread(target=prepare_config,
+                         args=(SYN, str(tmp_path / f'run{i}'), i))
+        for i in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1
+    for i in range(3):
+        assert osp.isfile(tmp_path / f'run{i}' /
+                          'mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py')
