@@ -42,7 +42,10 @@ EQLV2_DH=$E/mask-rcnn_r18_fpn_eqlv2_800it_synthetic-lvis-densehead.py
 for seed in 0 1 2; do
     OUT=${OUT}_densehead run --seeds $seed --configs $SOFTMAX_DH $EQLV2_DH
 done
-OUT=${OUT}_densehead run --report-only --seeds 0 1 2 --configs $SOFTMAX_DH $EQLV2_DH
+SIGMOID_DH=$E/mask-rcnn_r18_fpn_sigmoid_800it_synthetic-lvis-densehead.py
+OUT=${OUT}_densehead run --seeds 0 --configs $SIGMOID_DH
+OUT=${OUT}_densehead run --report-only --seeds 0 1 2 \
+    --configs $SOFTMAX_DH $SIGMOID_DH $EQLV2_DH
 .venv/bin/python tools/plot_grad_ratio.py \
     --ann-file data/synthetic_lvis/annotations/lvis_v1_train.json \
     --checkpoint "$OUT"/mask-rcnn_r18_fpn_sigmoid_400it_synthetic-lvis/seed0/iter_400.pth \
