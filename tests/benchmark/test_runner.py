@@ -180,8 +180,9 @@ def test_data_roots_follow_each_config_and_refuse_a_mixed_override(tmp_path):
     import pytest
 
     from longtail_plugin.benchmark.runner import data_roots
-    dense = osp.join(ROOT, 'configs', 'baselines',
-                     'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py')
+    dense = osp.join(
+        ROOT, 'configs', 'baselines',
+        'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py')
     roots = data_roots([SYN, dense])
     assert roots[SYN] == ('data/synthetic_lvis', ())
     assert roots[dense] == ('data/synthetic_lvis_densehead',
