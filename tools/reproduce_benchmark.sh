@@ -39,12 +39,12 @@ run --report-only --seeds 0 1 2 3 4 --configs $ALL
 # configs' `synthetic_lvis` arguments) in its own table: softmax vs EQL v2
 SOFTMAX_DH=$B/mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py
 EQLV2_DH=$E/mask-rcnn_r18_fpn_eqlv2_800it_synthetic-lvis-densehead.py
-for seed in 0 1 2; do
+for seed in 0 1 2 3 4; do
     OUT=${OUT}_densehead run --seeds $seed --configs $SOFTMAX_DH $EQLV2_DH
 done
 SIGMOID_DH=$E/mask-rcnn_r18_fpn_sigmoid_800it_synthetic-lvis-densehead.py
 OUT=${OUT}_densehead run --seeds 0 --configs $SIGMOID_DH
-OUT=${OUT}_densehead run --report-only --seeds 0 1 2 \
+OUT=${OUT}_densehead run --report-only --seeds 0 1 2 3 4 \
     --configs $SOFTMAX_DH $SIGMOID_DH $EQLV2_DH
 .venv/bin/python tools/plot_grad_ratio.py \
     --ann-file data/synthetic_lvis/annotations/lvis_v1_train.json \
