@@ -994,8 +994,8 @@ def _generate(out_dir: str, params: Dict[str, Any],
                                            p['max_objects'])
     val_counts = _val_counts(train_counts, p['num_val_images'],
                              p['val_min_instances'], p['max_objects'])
-    n_f = int(sum(frequency_group(int(c)) == 'f' for c in train_counts))
-    specs = build_category_specs(k, max(n_f, 1), rng)
+    head = np.array([frequency_group(int(c)) == 'f' for c in train_counts])
+    specs = build_category_specs(k, max(int(head.sum()), 1), rng)
     # LVIS numbers its categories in alphabetical order of their names
     order = sorted(range(k), key=lambda i: specs[i].name)
     cat_ids = [0] * k
@@ -1015,7 +1015,6 @@ def _generate(out_dir: str, params: Dict[str, Any],
                           p['max_objects'], rng_val)
     val_labels = _with_duplicates(val_members, p['min_objects'],
                                   p['max_objects'], 0.25, rng_val)
-    head = np.array([frequency_group(int(c)) == 'f' for c in train_counts])
     # own streams: the default set (head_instances = 1) is unchanged
     train_crowds = plan_crowds(train_members, head, p['head_instances'],
                                np.random.default_rng([seed, 4]))
