@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from longtail_plugin.benchmark import (RunSpec, mmdet_tool, prepare_config,
+from longtail_benchmark.runner import (RunSpec, mmdet_tool, prepare_config,
                                        read_metrics, run_training)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -33,7 +33,7 @@ TINY = {
 
 @pytest.fixture(scope='module')
 def tiny_data(tmp_path_factory):
-    from longtail_plugin.datasets.synthetic_lvis import make_synthetic_lvis
+    from longtail_benchmark.synthetic import make_synthetic_lvis
     root = str(tmp_path_factory.mktemp('synthetic_lvis'))
     make_synthetic_lvis(root, seed=0, num_classes=12, num_train_images=24,
                         num_val_images=12, image_level=False)

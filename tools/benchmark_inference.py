@@ -21,20 +21,18 @@ validation images resized to 1333x800)::
         --image-size 1333 800 --cfg-options model.test_cfg.rcnn.score_thr=0
 
 The first config is the reference of the ratios. Logic:
-``longtail_plugin/benchmark/inference.py``.
+``longtail_benchmark/inference.py``.
 """
 import argparse
 import os.path as osp
-import sys
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-
-from longtail_plugin.benchmark.inference import (  # noqa: E402
-    count_flops, format_inference_table, load_detector, load_images,
-    peak_memory, time_detectors, val_image_paths)
-from longtail_plugin.benchmark.runner import run_name  # noqa: E402
+from longtail_benchmark.inference import (count_flops, format_inference_table,
+                                          load_detector, load_images,
+                                          peak_memory, time_detectors,
+                                          val_image_paths)
+from longtail_benchmark.runner import run_name
 
 DEFAULT_CONFIGS = [
     'configs/baselines/mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py',

@@ -11,17 +11,20 @@ Each non-crowd GT is matched to the best-IoU prediction of its image and
 category with score >= --score-thr (0.3); see
 ``longtail_plugin.evaluation.functional.boundary_fscore`` for the protocol.
 With a ``.pkl`` file, model label ``i`` is mapped to the ``i``-th category of
-the annotation file (the order MMDetection's COCO/LVIS datasets use).
+the annotation file (the order MMDetection's COCO/LVIS datasets use). The
+pickle is read by :func:`longtail_benchmark.results_io.load_results_pickle`,
+which admits only what MMDetection writes (dicts, lists, tuples, numpy arrays,
+torch tensors) and refuses any other global, so no code from the file runs.
 """
 import argparse
 import json
-import pickle
 
+from longtail_benchmark.results_io import UnsafePickleError, load_results
 from longtail_plugin.evaluation.functional.boundary_fscore import (
     evaluate_boundary_fscore, load_predictions)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('results', help='results .pkl (tools/test.py --out) '
                         'or COCO-style segm .json')
@@ -30,19 +33,17 @@ def parse_args():
         '--tolerances', type=float, nargs='+', default=[1, 3, 5])
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--out', help='write the metrics to this json file')
-    return parser.parse_args()
+    return parser.parse_args(argv)
 
 
-def main():
-    args = parse_args()
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        results = load_results(args.results)
+    except UnsafePickleError as e:
+        raise SystemExit(f'eval_boundary: {e}')
     with open(args.ann_file) as f:
         ann = json.load(f)
-    if args.results.endswith(('.pkl', '.pickle')):
-        with open(args.results, 'rb') as f:
-            results = pickle.load(f)
-    else:
-        with open(args.results) as f:
-            results = json.load(f)
     cat_ids = [c['id'] for c in ann['categories']]
     preds = load_predictions(results, cat_ids)
     image_ids = None
@@ -60,6 +61,7 @@ def main():
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(metrics, f, indent=2)
+    return metrics
 
 
 if __name__ == '__main__':

@@ -13,17 +13,14 @@ import argparse
 import json
 import os
 import os.path as osp
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-sys.path.insert(0, osp.join(osp.dirname(osp.abspath(__file__)), '..'))
-
-from longtail_plugin.benchmark import (RunSpec, run_name,  # noqa: E402
-                                       run_training, write_report)
-from longtail_plugin.benchmark.runner import (  # noqa: E402
-    boundary_metrics, data_roots, predict_checkpoint)
+from longtail_benchmark.report import write_report
+from longtail_benchmark.runner import (RunSpec, boundary_metrics,
+                                       predict_checkpoint, prepare_data,
+                                       run_name, run_training)
 
 
 def parse_args():
@@ -50,6 +47,9 @@ def parse_args():
                    'F-score to result.json')
     p.add_argument('--report-only', action='store_true',
                    help='train nothing: tabulate the finished runs in --out')
+    p.add_argument('--data-only', action='store_true',
+                   help='train nothing: check the configs and generate (or '
+                   'reuse) their synthetic sets, then stop')
     return p.parse_args()
 
 
@@ -85,8 +85,6 @@ class Progress:
 
 def main():
     args = parse_args()
-    from longtail_plugin.datasets.synthetic_lvis import ensure_synthetic_lvis
-
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
     specs = [
@@ -102,15 +100,18 @@ def main():
             raise SystemExit(f'no finished run in {args.out}')
     roots = {}
     if not args.report_only:
-        roots = data_roots(args.configs, args.data_root)
-        for root, gen_args in sorted(set(roots.values())):
-            print(f'data: {root} {dict(gen_args)} (generated if missing)',
-                  flush=True)
-            ensure_synthetic_lvis(root, seed=args.data_seed,
-                                  num_classes=args.num_classes,
-                                  **dict(gen_args))
+        try:
+            roots = prepare_data(args.configs, args.data_root,
+                                 seed=args.data_seed,
+                                 num_classes=args.num_classes,
+                                 progress=lambda m: print(m, flush=True))
+        except (ValueError, FileExistsError, NotADirectoryError) as e:
+            raise SystemExit(f'lt_benchmark: {e}')
+        if args.data_only:
+            return
     progress = Progress(len(specs))
-    threads = args.threads or max(1, (os.cpu_count() or 1) // max(args.jobs, 1))
+    threads = args.threads or max(1, (os.cpu_count() or 1) //
+                                  max(args.jobs, 1))
 
     def one(idx_spec):
         idx, spec = idx_spec

@@ -5,41 +5,52 @@ Example::
     python tools/make_synthetic_lvis.py --out data/synthetic_lvis --seed 0
 
 writes ``annotations/lvis_v1_{train,val,train_image_level}.json`` and the
-images under ``train2017/``, ``val2017/`` and ``train_image_level/``. See
-``longtail_plugin/datasets/synthetic_lvis.py`` for the design.
+images under ``train2017/``, ``val2017/`` and ``train_image_level/``. The
+output folder must be missing, empty or one the generator made (it replaces
+COCO-named images there); anything else is refused before a file is touched.
+See :mod:`longtail_benchmark.synthetic` for the design.
 """
 import argparse
-import os.path as osp
-import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
-try:
-    from longtail_plugin.datasets.synthetic_lvis import (
-        ensure_synthetic_lvis, make_synthetic_lvis)
-except ImportError:  # run from a checkout without installing the package
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-    from longtail_plugin.datasets.synthetic_lvis import (
-        ensure_synthetic_lvis, make_synthetic_lvis)
+from longtail_benchmark.synthetic import (FolderNotOwnedError,
+                                          ensure_synthetic_lvis,
+                                          make_synthetic_lvis)
+
+
+def _integer(lo: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'not an integer: {text!r}')
+        if value < lo:
+            raise argparse.ArgumentTypeError(f'must be >= {lo}, got {value}')
+        return value
+
+    return parse
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description='Generate a synthetic long-tailed LVIS v1-format set.')
     p.add_argument('--out', required=True, help='output folder')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--num-classes', type=int, default=100)
-    p.add_argument('--num-train-images', type=int, default=1200)
-    p.add_argument('--num-val-images', type=int, default=240)
-    p.add_argument('--image-size', type=int, nargs=2, default=(160, 160),
-                   metavar=('H', 'W'))
+    p.add_argument('--seed', type=_integer(0), default=0)
+    p.add_argument('--num-classes', type=_integer(1), default=100)
+    p.add_argument('--num-train-images', type=_integer(1), default=1200)
+    p.add_argument('--num-val-images', type=_integer(1), default=240)
+    p.add_argument('--image-size', type=_integer(32), nargs=2,
+                   default=(160, 160), metavar=('H', 'W'))
     p.add_argument('--image-level', action=argparse.BooleanOptionalAction,
                    default=True,
                    help='also write the image-level companion set')
-    p.add_argument('--image-level-per-class', type=int, default=10)
-    p.add_argument('--min-objects', type=int, default=2)
-    p.add_argument('--max-objects', type=int, default=5)
-    p.add_argument('--val-min-instances', type=int, default=5)
-    p.add_argument('--num-neg-per-image', type=int, default=10)
+    p.add_argument('--image-level-per-class', type=_integer(0),
+                   default=10)
+    p.add_argument('--min-objects', type=_integer(1), default=2)
+    p.add_argument('--max-objects', type=_integer(1), default=5)
+    p.add_argument('--val-min-instances', type=_integer(1), default=5,
+                   help='least validation images of every category')
+    p.add_argument('--num-neg-per-image', type=_integer(0), default=10)
     p.add_argument('--image-format', choices=('jpg', 'png'), default='jpg')
     p.add_argument('--head-instances', type=float, default=1.0,
                    help='mean instances of a frequent category per image '
@@ -68,10 +79,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
         image_format=args.image_format,
         head_instances=args.head_instances,
         progress=None if args.quiet else print)
-    if args.reuse:
-        s = ensure_synthetic_lvis(args.out, **kwargs)
-    else:
-        s = make_synthetic_lvis(args.out, **kwargs)
+    try:
+        if args.reuse:
+            s = ensure_synthetic_lvis(args.out, **kwargs)
+        else:
+            s = make_synthetic_lvis(args.out, **kwargs)
+    except (ValueError, FolderNotOwnedError, NotADirectoryError) as e:
+        raise SystemExit(f'make_synthetic_lvis: {e}')
     freq = s['frequency_counts']
     print(f"{'reused' if s['reused'] else 'generated'} {s['data_root']}")
     print(f"  train: {s['num_train_images']} images, "

@@ -15,7 +15,7 @@ Example::
 
 One panel per checkpoint (and per statistics module when a checkpoint holds
 several, e.g. cascade stages; ``--module`` selects by substring). The logic
-lives in :mod:`longtail_plugin.utils.grad_ratio`.
+lives in :mod:`longtail_benchmark.grad_ratio_plots`.
 """
 import argparse
 import sys
@@ -45,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     if args.trace:
-        from longtail_plugin.utils.grad_ratio import plot_group_traces
+        from longtail_benchmark.grad_ratio_plots import plot_group_traces
         labels = args.labels or args.trace
         if len(labels) != len(args.trace):
             sys.exit(f'{len(labels)} labels for {len(args.trace)} runs')
@@ -53,10 +53,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                           args.quantity, args.title)
         print(f'wrote {args.out}')
         return 0
+    from longtail_benchmark.grad_ratio_plots import (group_shares,
+                                                     load_grad_statistics,
+                                                     plot_grad_ratios)
     from longtail_plugin.utils import load_category_info
-    from longtail_plugin.utils.grad_ratio import (group_means, group_shares,
-                                                  load_grad_statistics,
-                                                  plot_grad_ratios)
+    from longtail_plugin.utils.grad_ratio import group_means
     labels = args.labels or args.checkpoint
     if len(labels) != len(args.checkpoint):
         sys.exit(f'{len(labels)} labels for {len(args.checkpoint)} '

@@ -1,9 +1,13 @@
 # Focal-loss baseline for EFL (Li et al., "Equalized Focal Loss for Dense
 # Long-Tailed Object Detection", CVPR 2022) on LVIS v1, RetinaNet variant.
 # The paper's recipe as far as RetinaHead allows: GN in the head, 2 anchors
-# per location (scales 6 and 8, ratio 1), GIoU box loss on decoded boxes,
-# classifier prior 0.001, frozen BN, gradient clipping 35, repeat-factor
-# sampling t = 1e-3, 24 epochs, 16 images per batch (8 GPUs x 2).
+# per location (scales 6 and 8, ratio 1), GIoU box loss (weight 1) on decoded
+# boxes with unscaled offsets, classifier prior 0.001, frozen BN, gradient
+# clipping 35, repeat-factor sampling t = 1e-3, 24 epochs, 16 images per
+# batch (8 GPUs x 2), images padded to a multiple of 64, 6,000 candidates per
+# level at score > 0 and 300 detections at test time (the authors' config:
+# ModelTC/United-Perception
+# configs/det/efl/efl_improved_baseline_r50_2x_rfs.yaml).
 # RetinaHead keeps MaxIoU assignment: ATSSAssigner needs the per-level prior
 # counts only ATSSHead passes (see atss_r50_fpn_focal_2x_lvis-v1.py).
 _base_ = [
@@ -15,6 +19,8 @@ _base_ = [
 custom_imports = dict(imports=['longtail_plugin'], allow_failed_imports=False)
 
 model = dict(
+    # the authors pad to a multiple of 64 (`alignment: 64`)
+    data_preprocessor=dict(pad_size_divisor=64),
     # frozen BN: no affine update and fixed statistics (norm_eval=True)
     backbone=dict(norm_cfg=dict(type='BN', requires_grad=False)),
     bbox_head=dict(
@@ -28,9 +34,10 @@ model = dict(
             ratios=[1.0],
             scales=[6, 8],
             strides=[8, 16, 32, 64, 128]),
-        bbox_coder=dict(target_stds=[0.1, 0.1, 0.2, 0.2]),
+        # unscaled offsets (the authors' coder has no target stds)
+        bbox_coder=dict(target_stds=[1.0, 1.0, 1.0, 1.0]),
         reg_decoded_bbox=True,
-        loss_bbox=dict(_delete_=True, type='GIoULoss', loss_weight=2.0),
+        loss_bbox=dict(_delete_=True, type='GIoULoss', loss_weight=1.0),
         init_cfg=dict(
             type='Normal',
             layer='Conv2d',
@@ -38,7 +45,8 @@ model = dict(
             override=dict(
                 type='Normal', name='retina_cls', std=0.01,
                 bias_prob=0.001))),
-    test_cfg=dict(score_thr=0.0001, max_per_img=300))
+    # authors: pre_nms_score_thresh 0, pre_nms_top_n 6000, top_n 300
+    test_cfg=dict(nms_pre=6000, score_thr=0.0, max_per_img=300))
 
 # boxes only
 backend_args = None
@@ -88,4 +96,6 @@ param_scheduler = [
         gamma=0.1)
 ]
 optim_wrapper = dict(clip_grad=dict(max_norm=35, norm_type=2))
+# LVIS evaluation once, after the last epoch (the authors' `test_freq: 24`)
+train_cfg = dict(val_interval=24)
 auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -13,8 +13,7 @@ model = dict(
                 _delete_=True,
                 type='EqualizationLoss',
                 num_classes={{_base_.num_classes}},
-                lambda_=0.092,
-                # the training file of the base's data_root (the benchmark
-                # runner moves every path under data_root together)
-                ann_file='data/synthetic_lvis/annotations/lvis_v1_train.json'
-            ))))
+                lambda_=0.092))))
+# class frequencies: from the training set train_dataloader names (the one
+# place its path is written), given to the loss when training starts
+default_hooks = dict(category_info=dict(type='TrainCategoryInfoHook'))

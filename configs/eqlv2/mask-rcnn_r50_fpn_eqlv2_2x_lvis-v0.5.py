@@ -5,8 +5,13 @@ _base_ = '../_base_/mask-rcnn_r50_fpn_random-ms-2x_lvis-v0.5.py'
 model = dict(
     roi_head=dict(
         bbox_head=dict(
+            # the authors' prior p = 0.001 (configs/_base_/recipe_parts.py)
+            init_cfg={{_base_.sigmoid_prior_init}},
             loss_cls=dict(
                 _delete_=True,
                 type='EqualizationLossV2',
-                num_classes=1230))))
+                num_classes=1230,
+                gamma=12.0,
+                mu=0.8,
+                alpha=4.0))))
 custom_hooks = [dict(type='GradRatioLoggerHook')]

@@ -7,5 +7,11 @@ model = dict(
             _delete_=True,
             type='SimpleRefineMaskHead',
             num_classes=1203,
-            semantic_channels=64,
+            # the authors' 256-channel semantic convs, reduced to each
+            # stage's width by a 1x1 conv + ReLU before the RoIAlign
+            # (`semantic_transform_in`), and the RoI mean added as is to the
+            # fusion's branch sum
+            semantic_channels=256,
+            semantic_transform='in',
+            global_context='identity',
             stage_loss_weights=(0.5, 0.75, 0.75, 1.0))))

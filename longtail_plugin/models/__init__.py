@@ -1,3 +1,3 @@
-from . import dense_heads, losses, roi_heads  # noqa: F401
+from . import losses, roi_heads  # noqa: F401
 
 __all__ = []

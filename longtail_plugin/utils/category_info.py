@@ -14,13 +14,14 @@ import json
 import os.path as osp
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
 __all__ = [
     'CategoryInfo', 'load_category_info', 'category_info_from_dataset',
-    'frequency_group', 'FREQUENCY_GROUPS'
+    'frequency_group', 'FREQUENCY_GROUPS', 'dataset_ann_file',
+    'train_ann_file'
 ]
 
 FREQUENCY_GROUPS = ('r', 'c', 'f')
@@ -47,6 +48,8 @@ class CategoryInfo:
         instance_count: number of training instances of each category.
         groups: LVIS frequency group ('r', 'c' or 'f') of each category.
         num_images: number of training images.
+        num_annotated_images: number of training images with at least one
+            annotation (``num_images`` when the file lists none).
     """
     cat_ids: List[int]
     names: List[str]
@@ -55,6 +58,7 @@ class CategoryInfo:
     groups: List[str]
     num_images: int
     source: str = field(default='')
+    num_annotated_images: Optional[int] = None
 
     @property
     def num_classes(self) -> int:
@@ -64,6 +68,24 @@ class CategoryInfo:
     def image_frequency(self) -> np.ndarray:
         """Fraction of training images that contain each category."""
         return self.image_count / max(self.num_images, 1)
+
+    def image_frequency_over(self, denominator: str) -> np.ndarray:
+        """Image frequency with the chosen denominator.
+
+        ``'images'``: every image the file lists (:attr:`image_frequency`);
+        ``'annotated_images'``: only images with at least one annotation,
+        the EQL authors' rule (their LVIS v1 table divides by 99,388, the
+        annotated part of the 100,170 training images).
+        """
+        if denominator == 'images':
+            return self.image_frequency
+        if denominator == 'annotated_images':
+            n = (self.num_annotated_images if self.num_annotated_images
+                 is not None else self.num_images)
+            return self.image_count / max(n, 1)
+        raise ValueError(
+            f'frequency_denominator={denominator!r}: expected '
+            "'images' or 'annotated_images'")
 
     def group_indices(self) -> Dict[str, np.ndarray]:
         """Label indices of each frequency group."""
@@ -138,7 +160,9 @@ def category_info_from_dataset(data: dict, source: str = '') -> CategoryInfo:
         instance_count=instance_count,
         groups=groups,
         num_images=len(data['images']),
-        source=source)
+        source=source,
+        num_annotated_images=(len({a['image_id'] for a in data['annotations']})
+                              if data.get('annotations') else None))
 
 
 def load_category_info(ann_file: str,
@@ -146,17 +170,16 @@ def load_category_info(ann_file: str,
     """Read :class:`CategoryInfo` from a COCO/LVIS-format annotation file.
 
     Args:
-        ann_file: path of the training annotation file (relative paths are
-            joined to ``data_root`` when given, as MMDetection datasets do).
+        ann_file: path of the training annotation file; a relative path is
+            joined to ``data_root`` when one is given, as MMEngine's
+            ``BaseDataset`` does.
         data_root: optional data root.
 
     Raises:
         FileNotFoundError: naming the file when it does not exist.
         ValueError: when the file is not in COCO/LVIS format.
     """
-    path = ann_file
-    if data_root and not osp.isabs(ann_file) and not osp.exists(ann_file):
-        path = osp.join(data_root, ann_file)
+    path = _join_root(ann_file, data_root)
     if '://' not in path and not osp.exists(path):
         raise FileNotFoundError(
             f'category statistics: annotation file {path!r} not found '
@@ -164,3 +187,58 @@ def load_category_info(ann_file: str,
     return _load_cached(osp.abspath(path) if '://' not in path else path)
 
 
+def _join_root(ann_file: str, data_root: Optional[str]) -> str:
+    if not data_root or osp.isabs(ann_file) or '://' in ann_file:
+        return ann_file
+    return osp.join(data_root, ann_file)
+
+
+def _get(obj: Any, key: str) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def dataset_ann_file(dataset: Any) -> Optional[str]:
+    """The annotation file of a dataset config (``dict``) or built dataset.
+
+    Dataset wrappers are looked through (``ClassBalancedDataset`` /
+    ``RepeatDataset``: the inner ``dataset``; ``ConcatDataset``: the first
+    of ``datasets``). A config's relative ``ann_file`` is joined to its
+    ``data_root`` as MMEngine's ``BaseDataset`` does (a built dataset has
+    done so already). ``None`` when no annotation file is named.
+    """
+    for _ in range(16):
+        if dataset is None:
+            return None
+        ann_file = _get(dataset, 'ann_file')
+        if ann_file:
+            ann_file = str(ann_file)
+            if isinstance(dataset, dict):
+                ann_file = _join_root(ann_file, _get(dataset, 'data_root'))
+            return ann_file
+        inner = _get(dataset, 'dataset')
+        if inner is None:
+            many = _get(dataset, 'datasets')
+            inner = many[0] if isinstance(many, Sequence) and len(
+                many) else None
+        dataset = inner
+    return None
+
+
+def train_ann_file(runner: Any) -> Optional[str]:
+    """The training annotation file of an MMEngine runner: the one its
+    config's ``train_dataloader.dataset`` names (the one place a config
+    names it), else that of the built training dataset; ``None`` if none.
+
+    This is how the frequency-aware modules (EQL v1's frequencies, the
+    gradient-ratio hook's groups) find the training set: nothing else in a
+    config has to repeat its path.
+    """
+    loader = _get(_get(runner, 'cfg'), 'train_dataloader')
+    path = dataset_ann_file(_get(loader, 'dataset'))
+    if path is None:
+        loader = getattr(getattr(runner, '_train_loop', None), 'dataloader',
+                         None)
+        path = dataset_ann_file(getattr(loader, 'dataset', None))
+    return path

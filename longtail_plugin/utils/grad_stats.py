@@ -36,7 +36,13 @@ Design:
   call :meth:`GradientStatistics.update` the same number of times (the
   losses call it even for an empty batch).
 * A step whose sums are not finite is skipped entirely (nothing is added),
-  counted in ``num_skipped`` and reported through MMEngine's logger.
+  counted in ``num_skipped`` and reported through MMEngine's logger. A
+  negative sum is a caller's bug and raises.
+* Checkpoints: statistics of another class count start afresh with a
+  warning under non-strict loading (``load_from``: fine-tuning onto another
+  vocabulary) and fail strict loading (their keys are reported as
+  unexpected); non-finite or negative statistics in a checkpoint are an
+  error at load naming the key, before anything is copied.
 """
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -44,11 +50,16 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-__all__ = ['GradientStatistics', 'split_pos_neg', 'find_gradient_statistics']
+__all__ = [
+    'GradientStatistics', 'split_pos_neg', 'find_gradient_statistics',
+    'current_iter'
+]
 
 
-def _current_iter() -> Optional[int]:
-    """Training iteration from MMEngine's message hub, if one is running."""
+def current_iter() -> Optional[int]:
+    """MMEngine's current training iteration (the message hub's ``'iter'``
+    info, set by the runner's ``RuntimeInfoHook`` before each iteration),
+    or ``None`` outside a runner."""
     try:
         from mmengine.logging import MessageHub
         it = MessageHub.get_current_instance().get_info('iter')
@@ -149,13 +160,19 @@ class GradientStatistics(nn.Module):
                 raise ValueError(
                     f'{self.name}: update() expects `{key}` of shape '
                     f'({self.num_classes},), got {tuple(t.shape)}')
+            # sums of gradient magnitudes cannot be negative: a caller bug,
+            # never data (non-finite values are skipped below instead)
+            if bool(((t < 0) & torch.isfinite(t)).any()):
+                raise ValueError(
+                    f'{self.name}: update() got a negative `{key}` sum '
+                    f'({float(t.min())}); the sums must be >= 0')
         # one collective for both vectors; float64 whatever came in
         both = torch.cat([pos, neg]).to(
             device=self.pos_grad.device, dtype=torch.float64)
         _all_reduce_sum(both)
         if not bool(torch.isfinite(both).all()):
             self.num_skipped += 1
-            it = _current_iter()
+            it = current_iter()
             where = f'iteration {it}' if it is not None else 'this step'
             _warn(f'{self.name}: non-finite gradient statistics at {where} '
                   f'(update call {int(self.num_updates + self.num_skipped)})'
@@ -204,16 +221,45 @@ class GradientStatistics(nn.Module):
         present = [
             n for n in self._FLOAT_BUFFERS if prefix + n in state_dict
         ]
+        mismatched = [
+            n for n in present
+            if tuple(getattr(state_dict[prefix + n], 'shape', ())) != (
+                self.num_classes, )
+        ]
+        if mismatched:
+            n = mismatched[0]
+            shape = tuple(getattr(state_dict[prefix + n], 'shape', ()))
+            msg = (f'checkpoint key {prefix + n!r} has shape {shape} but '
+                   f'{self.name} keeps statistics for {self.num_classes} '
+                   f'classes: the checkpoint was trained with a different '
+                   f'class count')
+            # Another class count: the statistics cannot carry over, they
+            # start afresh. The checkpoint's keys are reported as unexpected,
+            # so strict loading (torch's default, MMEngine's strict=True)
+            # fails naming them, while non-strict loading (``load_from``,
+            # fine-tuning onto another vocabulary) goes on with a warning -
+            # as both treat the classifier's own mismatched weights. Torch
+            # and MMEngine pass strict=True to every module, so the choice
+            # is theirs, made from the reported keys.
+            _warn(msg + '; its gradient statistics start afresh '
+                  '(re-initialised). Strict loading fails on these keys.')
+            for key in list(state_dict):
+                if key.startswith(prefix) and key[len(prefix):] in (
+                        self._FLOAT_BUFFERS + self._COUNT_BUFFERS):
+                    state_dict.pop(key)
+                    unexpected_keys.append(key)
+            self.reset()
+            return
         for n in present:
             value = state_dict[prefix + n]
-            shape = tuple(getattr(value, 'shape', ()))
-            if shape != (self.num_classes, ):
+            if torch.is_tensor(value) and not bool(
+                    (torch.isfinite(value) & (value >= 0)).all()):
                 raise ValueError(
-                    f'checkpoint key {prefix + n!r} has shape {shape} but '
-                    f'{self.name} keeps statistics for {self.num_classes} '
-                    f'classes: the checkpoint was trained with a different '
-                    f'class count. Drop the "{prefix}*" keys from the '
-                    f'checkpoint to start the statistics afresh.')
+                    f'checkpoint key {prefix + n!r} holds non-finite or '
+                    f'negative values: the checkpoint\'s gradient '
+                    f'statistics of {self.name} are corrupt (every later '
+                    f'loss would be NaN). Drop the "{prefix}*" keys from '
+                    f'the checkpoint to start the statistics afresh.')
         if present:
             # checkpoints written before the counters existed (or by other
             # implementations keeping only pos/neg/ratio) still load.

@@ -6,7 +6,7 @@ import pycocotools.mask as mask_utils
 from mmengine.config import Config
 
 from lvis_cases import tiny_lvis_gt, write_json
-from longtail_plugin.benchmark.runner import boundary_metrics, prepare_config
+from longtail_benchmark.runner import boundary_metrics, prepare_config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SYN = osp.join(ROOT, 'configs', 'baselines',
@@ -79,7 +79,7 @@ def _run(name, seed, metrics):
 
 
 def test_report_columns_follow_the_metrics():
-    from longtail_plugin.benchmark.report import markdown_table, summarize
+    from longtail_benchmark.report import markdown_table, summarize
     dense = {'lvis/bbox_AP': 0.1, 'lvis/bbox_APr': 0.0,
              'lvis/bbox_APc': 0.1, 'lvis/bbox_APf': 0.2}
     table = markdown_table(summarize([_run('atss', 0, dense)]))
@@ -95,7 +95,7 @@ def test_report_columns_follow_the_metrics():
 
 
 def test_inference_table_ratios_and_missing_memory():
-    from longtail_plugin.benchmark.inference import format_inference_table
+    from longtail_benchmark.inference import format_inference_table
     timing = {'fcn': dict(times=[0.10, 0.12, 0.11], dets=[100, 100, 90]),
               'refinemask': dict(times=[0.15, 0.16, 0.18], dets=[100] * 3)}
     memory = {'fcn': dict(peak_extra_bytes=100 * 2**20),
@@ -110,13 +110,13 @@ def test_inference_table_ratios_and_missing_memory():
 def test_val_image_paths_names_missing_file(tmp_path):
     import pytest
 
-    from longtail_plugin.benchmark.inference import val_image_paths
+    from longtail_benchmark.inference import val_image_paths
     with pytest.raises(FileNotFoundError, match='val_dataloader'):
         val_image_paths(SYN, 3, data_root=str(tmp_path))
 
 
 def test_read_group_traces(tmp_path):
-    from longtail_plugin.utils.grad_ratio import read_group_traces
+    from longtail_benchmark.grad_ratio_plots import read_group_traces
     recs = [dict(step=20, loss=1.0, grad_ratio_r=0.2, grad_ratio_c=0.5,
                  grad_ratio_f=1.0),
             dict(step=40, lr=0.1),
@@ -131,7 +131,7 @@ def test_read_group_traces(tmp_path):
 
 
 def test_inference_table_flops_columns():
-    from longtail_plugin.benchmark.inference import format_inference_table
+    from longtail_benchmark.inference import format_inference_table
     timing = {'a': dict(times=[0.1], dets=[10]),
               'b': dict(times=[0.2], dets=[10])}
     lines = format_inference_table(timing, {}, {'a': 2e9, 'b': 5e9})
@@ -146,7 +146,7 @@ def test_count_flops_matches_hand_count(monkeypatch):
     import torch
 
     import mmdet.apis
-    from longtail_plugin.benchmark.inference import count_flops
+    from longtail_benchmark.inference import count_flops
     conv = torch.nn.Conv2d(2, 4, 3, padding=1)
 
     def fake_inference(model, img):
@@ -162,7 +162,7 @@ def test_resolve_config_and_load_images(tmp_path):
     import numpy as np
     import pytest
 
-    from longtail_plugin.benchmark.inference import (load_images,
+    from longtail_benchmark.inference import (load_images,
                                                      resolve_config)
     path = resolve_config('mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py')
     assert osp.isfile(path) and path.endswith('mask-rcnn_r50_fpn_1x_coco.py')
@@ -179,7 +179,7 @@ def test_resolve_config_and_load_images(tmp_path):
 def test_data_roots_follow_each_config_and_refuse_a_mixed_override(tmp_path):
     import pytest
 
-    from longtail_plugin.benchmark.runner import data_roots
+    from longtail_benchmark.runner import data_roots
     dense = osp.join(
         ROOT, 'configs', 'baselines',
         'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py')
@@ -199,7 +199,7 @@ def test_prepare_config_reads_configs_one_at_a_time(tmp_path, monkeypatch):
     import threading
     import time
 
-    from longtail_plugin.benchmark import runner
+    from longtail_benchmark import runner
     real = Config.fromfile
     active, peak, lock = [0], [0], threading.Lock()
 
@@ -228,3 +228,45 @@ def test_prepare_config_reads_configs_one_at_a_time(tmp_path, monkeypatch):
     for i in range(3):
         assert osp.isfile(tmp_path / f'run{i}' /
                           'mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py')
+
+
+REAL = osp.join(ROOT, 'configs', 'eqlv2',
+                'mask-rcnn_r50_fpn_eqlv2_1x_lvis-v1.py')
+DENSE = osp.join(ROOT, 'configs', 'baselines',
+                 'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py')
+
+
+def test_only_configs_that_name_a_synthetic_set_get_data():
+    from longtail_benchmark.runner import synthetic_set_args
+    assert synthetic_set_args(Config.fromfile(SYN)) == {}
+    assert synthetic_set_args(Config.fromfile(DENSE)) == {
+        'head_instances': 3.0}
+    real = Config.fromfile(REAL)
+    assert real.data_root.rstrip('/').endswith('lvis_v1')
+    assert synthetic_set_args(real) is None
+
+
+def test_runner_refuses_a_real_lvis_folder_and_changes_nothing(
+        tmp_path, monkeypatch):
+    """A real-LVIS config gets an error instead of generation, and a
+    synthetic config pointed at a real folder (--data-root) is refused by
+    the generator: the folder is byte-identical afterwards. Nothing trains:
+    the runner's data preparation alone is called."""
+    import pytest
+
+    from longtail_benchmark.runner import prepare_data
+    from tests.real_lvis_folder import fingerprint, make_real_lvis_folder
+    monkeypatch.chdir(tmp_path)  # the real config's data/lvis_v1/
+    root = make_real_lvis_folder(str(tmp_path / 'data' / 'lvis_v1'))
+    before = fingerprint(str(tmp_path))
+    with pytest.raises(ValueError, match='names no synthetic set') as err:
+        prepare_data([SYN, REAL], seed=0, num_classes=6, progress=None)
+    assert REAL in str(err.value) and 'lvis_v1' in str(err.value)
+    assert fingerprint(str(tmp_path)) == before
+    with pytest.raises(ValueError, match='names no synthetic set'):
+        prepare_data([REAL], data_root=root, progress=None)
+    assert fingerprint(str(tmp_path)) == before
+    from longtail_benchmark.synthetic import FolderNotOwnedError
+    with pytest.raises(FolderNotOwnedError, match='train2017'):
+        prepare_data([SYN], data_root=root, num_classes=6, progress=None)
+    assert fingerprint(str(tmp_path)) == before

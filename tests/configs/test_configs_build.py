@@ -1,7 +1,6 @@
 """Every shipped config parses through MMEngine and its model builds
 through MMDetection's registry."""
 import glob
-import json
 import os.path as osp
 
 import pytest
@@ -18,30 +17,42 @@ def test_configs_found():
     assert len(CONFIGS) >= 3
 
 
-def _stand_in_ann_files(node, tmp_path, train_ann):
-    """Losses that read class frequencies at build time (EQL v1) name the
-    training annotation file: it must be the training set's; where it is
-    absent (real LVIS, or synthetic data not generated yet) point them at a
-    stand-in with as many categories, so that the build itself is tested."""
+def _no_path_of_the_training_file(node, train_ann):
+    """The training annotation file is named once, in train_dataloader:
+    no model module repeats it (frequency-aware modules get it from
+    TrainCategoryInfoHook)."""
     if isinstance(node, dict):
-        if 'ann_file' in node and 'num_classes' in node:
-            assert osp.normpath(node['ann_file']) == osp.normpath(train_ann)
-        if 'ann_file' in node and 'num_classes' in node and \
-                not osp.exists(node['ann_file']):
-            k = node['num_classes']
-            path = tmp_path / f'stand_in_{k}.json'
-            path.write_text(json.dumps(dict(
-                images=[dict(id=i) for i in range(1, 1001)],
-                categories=[dict(id=i, name=f'c{i}', image_count=i,
-                                 instance_count=i, frequency='r')
-                            for i in range(1, k + 1)])))
-            node['ann_file'] = str(path)
-            node.pop('data_root', None)
+        assert osp.normpath(str(node.get('ann_file', ''))) != \
+            osp.normpath(train_ann)
         for v in node.values():
-            _stand_in_ann_files(v, tmp_path, train_ann)
+            _no_path_of_the_training_file(v, train_ann)
     elif isinstance(node, list):
         for v in node:
-            _stand_in_ann_files(v, tmp_path, train_ann)
+            _no_path_of_the_training_file(v, train_ann)
+
+
+def _bind_stand_in(model, cfg, tmp_path):
+    """Modules that need the training set's class statistics (EQL v1) get
+    them from TrainCategoryInfoHook, which the config must register; the
+    data may be absent here (real LVIS, synthetic data not generated yet),
+    so they are bound to a stand-in with as many categories."""
+    from longtail_plugin.engine.hooks.category_info_hook import \
+        modules_needing_category_info
+    from longtail_plugin.utils import category_info_from_dataset
+    needing = modules_needing_category_info(model)
+    if not needing:
+        return
+    hooks = list((cfg.get('default_hooks', None) or {}).values()) + list(
+        cfg.get('custom_hooks', None) or [])
+    assert 'TrainCategoryInfoHook' in [h.get('type') for h in hooks if h]
+    for _, module in needing:
+        k = module.num_classes
+        module.bind_category_info(category_info_from_dataset(dict(
+            images=[dict(id=i) for i in range(1, 1001)],
+            categories=[dict(id=i, name=f'c{i}', image_count=i,
+                             instance_count=i, frequency='r')
+                        for i in range(1, k + 1)]), str(tmp_path)))
+        assert not module.needs_category_info
 
 
 @pytest.mark.parametrize('path', CONFIGS,
@@ -51,13 +62,13 @@ def test_config_builds(path, tmp_path):
     from mmdet.utils import register_all_modules
     register_all_modules()
     cfg = Config.fromfile(path)
-    from longtail_plugin.engine.hooks.grad_ratio_hook import \
-        find_dataset_ann_file
-    ann_file, data_root = find_dataset_ann_file(cfg.train_dataloader.dataset)
-    _stand_in_ann_files(cfg.model, tmp_path,
-                        osp.join(data_root or '', ann_file))
+    from longtail_plugin.utils import dataset_ann_file
+    train_ann = dataset_ann_file(cfg.train_dataloader.dataset)
+    assert train_ann
+    _no_path_of_the_training_file(cfg.model, train_ann)
     assert cfg.custom_imports['imports'] == ['longtail_plugin']
     model = MODELS.build(cfg.model)
+    _bind_stand_in(model, cfg, tmp_path)
     assert sum(p.numel() for p in model.parameters()) > 0
     # the evaluator is one of ours or MMDetection's, built by its registry
     from mmdet.registry import METRICS
@@ -76,7 +87,7 @@ def test_synthetic_config_trains_and_evaluates_on_one_set(path):
     config's ``data_root`` (a variant set overriding only some of them would
     train on one set and score on another); a variant names its generator
     arguments in ``synthetic_lvis``."""
-    from longtail_plugin.datasets.synthetic_lvis import make_synthetic_lvis
+    from longtail_benchmark.synthetic import make_synthetic_lvis
     import inspect
     cfg = Config.fromfile(path)
     root = cfg.data_root

@@ -11,10 +11,10 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import MessageHub, MMLogger
 
+from longtail_benchmark.grad_ratio_plots import (extract_grad_statistics,
+                                                load_grad_statistics)
 from longtail_plugin.engine.hooks import GradRatioLoggerHook
 from longtail_plugin.models.losses import EqualizationLossV2
-from longtail_plugin.utils.grad_ratio import (extract_grad_statistics,
-                                              load_grad_statistics)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -138,7 +138,7 @@ def test_hook_several_losses_and_no_ann_file(data_root):
 
 
 def test_group_shares_hand_values():
-    from longtail_plugin.utils.grad_ratio import group_shares
+    from longtail_benchmark.grad_ratio_plots import group_shares
     groups = dict(r=np.array([0]), c=np.array([1, 2]), f=np.array([3]))
     got = group_shares(np.array([1.0, 2.0, 3.0, 4.0]), groups)
     assert got == pytest.approx(dict(r=0.1, c=0.5, f=0.4))

@@ -116,6 +116,18 @@ def test_dataset_protocol_pkl_format():
     assert 0 < out['F@1_f'] < out['F@3_f'] <= 1
 
 
+@pytest.mark.parametrize('label', [-1, 2])
+def test_label_outside_classes_is_an_error(label):
+    """-1 used to become the last category silently (issue 20)."""
+    from longtail_plugin.evaluation.backends import InvalidDetectionsError
+    results = [dict(img_id=4, pred_instances=dict(
+        labels=np.array([0, label]), scores=np.array([0.9, 0.8]),
+        masks=[_rle(_square(5)), _rle(_square(6))]))]
+    with pytest.raises(InvalidDetectionsError,
+                       match=f'image_id 4.*labels is {label}, outside'):
+        load_predictions(results, [3, 7])
+
+
 def test_eval_boundary_tool(tmp_path):
     ann_file = tmp_path / 'ann.json'
     ann_file.write_text(json.dumps(_ann()))

@@ -5,7 +5,9 @@ existed (``lvis.LVISResults`` with its own 300-per-image cap, then
 ``LVISEval``). Each offered backend must give the same AP, AP50, AP75,
 APs/m/l, APr/c/f and per-category AP (to 1e-6) for bbox and segm on the
 synthetic validation set, on adversarial cases and on a larger random set;
-the two protocols (Boundary AP, fixed AP) are checked on hand-made cases.
+also through the metric's in-memory path (no JSON) against the official API
+on the file MMDetection's LVISMetric writes for the same predictions. The
+two protocols (Boundary AP, fixed AP) are checked on hand-made cases.
 """
 import copy
 import json
@@ -21,8 +23,9 @@ from longtail_plugin.evaluation.backends import (
     get_backend, limit_dets_per_category, per_category_ap, resolve_backend)
 from longtail_plugin.evaluation.backends.lvis_official import (
     _lvis_from_dict, mask_to_boundary)
-from longtail_plugin.evaluation.backends.synthetic import (
-    adversarial_case, detections_from_gt, lvis_scale_case)
+from longtail_benchmark.evaluation.lvis_shaped import (detections_from_gt,
+                                                       lvis_scale_case)
+from tests.lvis_cases import adversarial_case
 
 FAST = [n for n in BACKENDS if n != 'lvis']
 BOUNDARY = [n for n in BACKENDS if 'boundary' in BACKENDS[n].iou_types]
@@ -68,7 +71,7 @@ def _bbox_only(dets):
 def synthetic_val(tmp_path_factory):
     """The plugin's synthetic validation set (small) and detections made by
     perturbing its ground truth."""
-    from longtail_plugin.datasets.synthetic_lvis import make_synthetic_lvis
+    from longtail_benchmark.synthetic import make_synthetic_lvis
     out = tmp_path_factory.mktemp('synthetic_lvis')
     info = make_synthetic_lvis(str(out), seed=0, num_classes=20,
                                num_train_images=120, num_val_images=40,
@@ -462,3 +465,70 @@ def test_metric_boundary_and_fixed_ap_options(tmp_path, backend):
     assert record['evaluation']['protocol'] == 'fixed_ap'
     assert record['categories'][0]['bbox_fixed_AP'] == pytest.approx(
         92.5 / 101)
+
+
+# ------------------------------------------------- metric, in-memory path
+def _mmdet_results_json(gt, samples, kind, tmp_path):
+    """What MMDetection's LVISMetric writes for these samples (its
+    process + results2json): the reference's input."""
+    from mmdet.evaluation.metrics import LVISMetric
+    ann = tmp_path / 'gt_mmdet.json'
+    ann.write_text(json.dumps(gt))
+    m = LVISMetric(ann_file=str(ann), metric=['bbox', 'segm'])
+    m.process({}, copy.deepcopy(samples))
+    m.cat_ids = m._lvis_api.get_cat_ids()
+    files = m.results2json([r for _, r in m.results],
+                           str(tmp_path / 'mmdet'))
+    with open(files[kind]) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize('iou_type', ['bbox', 'segm'])
+@pytest.mark.parametrize('backend', list(BACKENDS))
+def test_metric_in_memory_matches_official_api(backend, iou_type, cases,
+                                               tmp_path):
+    """The metric hands detections over in memory; the reference is the
+    official API on the JSON file MMDetection's LVISMetric writes for the
+    same predictions (300-per-image cap with ties at the cut included)."""
+    _need(backend)
+    gt, dets = cases['adversarial_1']
+    cat_ids = sorted(c['id'] for c in gt['categories'])
+    samples = _samples_from(gt, dets, cat_ids)
+    ref_summary, ref_ap = _official(
+        gt, _mmdet_results_json(gt, samples, iou_type, tmp_path), iou_type)
+    res, record = _run_metric(gt, dets, tmp_path, backend, metric=iou_type)
+    for k in SUMMARY_KEYS:
+        assert res[f'lvis/{iou_type}_{k}'] == pytest.approx(
+            round(ref_summary[k], 3), abs=1e-9), k
+    ap = np.array([np.nan if c[f'{iou_type}_AP'] is None
+                   else c[f'{iou_type}_AP'] for c in record['categories']])
+    assert np.array_equal(np.isnan(ap), np.isnan(ref_ap))
+    ok = ~np.isnan(ref_ap)
+    np.testing.assert_allclose(ap[ok], ref_ap[ok], atol=TOL, rtol=0)
+
+
+def test_named_backend_without_iou_type_fails_at_build():
+    """One policy (metric = resolve_backend): an error naming the config key
+    and the backends that have the IoU type."""
+    with pytest.raises(ValueError, match=r"val_evaluator\.backend='hotcoco'"
+                       r".*'boundary'.*'vernier'"):
+        LongTailLVISMetric(metric=['bbox', 'boundary'], backend='hotcoco')
+    with pytest.raises(ValueError, match="'boundary'"):
+        resolve_backend('hotcoco', 'boundary')
+
+
+def test_caps_match_lvis_results():
+    """The numpy per-image cap = lvis.LVISResults.limit_dets_per_image
+    (selection and order), with ties at the cut."""
+    from lvis import LVISResults
+
+    from longtail_plugin.evaluation.backends import limit_dets_per_image
+    rng = np.random.default_rng(0)
+    anns = [dict(image_id=int(i), category_id=int(c), score=float(s), n=k)
+            for k, (i, c, s) in enumerate(zip(
+                rng.integers(0, 6, 900), rng.integers(1, 4, 900),
+                np.round(rng.random(900), 1)))]
+    for cap in (1, 50, 150, 300):
+        ref = LVISResults.limit_dets_per_image(None, anns, cap)
+        assert [a['n'] for a in limit_dets_per_image(anns, cap)] == \
+            [a['n'] for a in ref]

@@ -114,13 +114,85 @@ def test_state_dict_roundtrip_bit_identical(tmp_path):
     assert int(fresh.num_updates) == 4 and int(fresh.num_skipped) == 1
 
 
-def test_load_wrong_class_count_names_key():
+def _pair(src_classes=5, dst_classes=3):
     src = torch.nn.Module()
-    src.loss = GradientStatistics(5)
+    src.loss = GradientStatistics(src_classes)
+    src.loss.update(torch.ones(src_classes), torch.ones(src_classes))
     dst = torch.nn.Module()
-    dst.loss = GradientStatistics(3)
-    with pytest.raises(ValueError, match=r"'loss\.pos_grad'.*3 classes"):
+    dst.loss = GradientStatistics(dst_classes, init_ratio=100.0)
+    return src, dst
+
+
+def test_load_wrong_class_count_strict_names_key():
+    src, dst = _pair()
+    with pytest.raises(RuntimeError, match=r'Unexpected key.*loss\.pos_grad'):
         dst.load_state_dict(src.state_dict())
+
+
+def _fresh(st):
+    return (st.pos_grad.tolist() == [0.0] * st.num_classes
+            and st.pos_neg.tolist() == [st.init_ratio] * st.num_classes
+            and int(st.num_updates) == 0)
+
+
+def test_load_wrong_class_count_non_strict_reinitialises_with_warning():
+    """Fine-tuning onto another vocabulary (issue 20 item 5): torch's and
+    MMEngine's non-strict loading (``load_from``) start the statistics
+    afresh with a warning; MMEngine's strict loading stays an error."""
+    from mmengine.logging import MMLogger
+    from mmengine.runner.checkpoint import load_state_dict
+    logger = MMLogger.get_current_instance()
+    cap = _Capture()
+    logger.addHandler(cap)
+    try:
+        src, dst = _pair()
+        dst.loss.update(torch.ones(3), torch.ones(3))  # to be discarded
+        dst.load_state_dict(src.state_dict(), strict=False)
+        assert _fresh(dst.loss)
+        src, dst = _pair()
+        load_state_dict(dst, src.state_dict(), strict=False)
+        assert _fresh(dst.loss)
+    finally:
+        logger.removeHandler(cap)
+    assert sum('start afresh' in r and "'loss.pos_grad'" in r
+               for r in cap.records) == 2
+    src, dst = _pair()
+    with pytest.raises(RuntimeError, match=r'unexpected key.*loss\.pos_grad'):
+        load_state_dict(dst, src.state_dict(), strict=True)
+
+
+def test_load_through_mmengine_load_checkpoint_non_strict(tmp_path):
+    from mmengine.runner.checkpoint import load_checkpoint, save_checkpoint
+    src, dst = _pair()
+    save_checkpoint(src.state_dict(), str(tmp_path / 'c.pth'))
+    load_checkpoint(dst, str(tmp_path / 'c.pth'), strict=False)
+    assert _fresh(dst.loss)
+    with pytest.raises(RuntimeError, match='loss.pos_grad'):
+        load_checkpoint(dst, str(tmp_path / 'c.pth'), strict=True)
+
+
+@pytest.mark.parametrize('key', ['pos_grad', 'neg_grad', 'pos_neg'])
+@pytest.mark.parametrize('bad', [float('nan'), float('inf'), -1.0])
+@pytest.mark.parametrize('strict', [True, False])
+def test_load_nonfinite_checkpoint_is_an_error_naming_the_buffer(
+        key, bad, strict):
+    src, dst = _pair(3, 3)
+    sd = src.state_dict()
+    sd[f'loss.{key}'][1] = bad
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    with pytest.raises(ValueError, match=rf"'loss\.{key}' holds non-finite"):
+        dst.load_state_dict(sd, strict=strict)
+    for k, v in before.items():
+        assert torch.equal(dst.state_dict()[k], v), k
+
+
+def test_update_rejects_negative_sums():
+    st = GradientStatistics(2, name='my_loss')
+    with pytest.raises(ValueError, match='my_loss.*negative `neg` sum'):
+        st.update(torch.tensor([1.0, 2.0]), torch.tensor([0.5, -0.5]))
+    with pytest.raises(ValueError, match='negative `pos` sum'):
+        st.update(torch.tensor([-1e-3, 2.0]), torch.zeros(2))
+    assert int(st.num_updates) == 0 and st.pos_grad.tolist() == [0.0, 0.0]
 
 
 def test_load_checkpoint_without_counters():

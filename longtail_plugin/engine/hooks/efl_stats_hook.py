@@ -3,12 +3,14 @@
 MMDetection's dense heads call the classification loss once per FPN level;
 :class:`~longtail_plugin.models.losses.EqualizedFocalLoss` and
 :class:`~longtail_plugin.models.losses.EqualizedQualityFocalLoss` buffer the
-levels' gradient sums and add them to their statistics once per iteration.
-This hook is the authoritative end of an iteration: in ``after_train_iter``
-(after the backward pass and the optimizer step) it flushes every such loss
-in the model, before ``GradRatioLoggerHook`` logs the ratios and before
+levels' gradient sums in a
+:class:`~longtail_plugin.utils.grad_stats_buffer.BufferedGradientStatistics`
+and add them to the statistics once per iteration. This hook is the
+authoritative end of an iteration: in ``after_train_iter`` (after the
+backward pass and the optimizer step) it flushes every such buffer in the
+model, before ``GradRatioLoggerHook`` logs the ratios and before
 ``CheckpointHook`` saves them. Without the hook, a loss flushes at its first
-call of the next iteration instead (see ``efl_loss.py``).
+call of the next iteration instead (see ``grad_stats_buffer.py``).
 
 Config::
 
@@ -20,21 +22,22 @@ import torch.nn as nn
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
+from ...utils.grad_stats_buffer import BufferedGradientStatistics
 
 __all__ = ['EFLStatsFlushHook', 'flush_efl_statistics']
 
 
 def flush_efl_statistics(model: nn.Module) -> int:
-    """Flush every EFL-type loss in ``model`` (wrappers included).
+    """Flush every buffered statistics module in ``model`` (wrappers
+    included), in module order.
 
     Returns:
-        The number of losses that added a step to their statistics.
+        The number that added a step to their statistics.
     """
-    from ...models.losses.efl_loss import EqualizedLossStatsMixin
     flushed = 0
     for module in model.modules():
-        if isinstance(module, EqualizedLossStatsMixin):
-            flushed += int(module.flush_statistics())
+        if isinstance(module, BufferedGradientStatistics):
+            flushed += int(module.flush())
     return flushed
 
 
@@ -43,7 +46,7 @@ class EFLStatsFlushHook(Hook):
     """Add each iteration's buffered EFL/EQFL gradient sums to the
     statistics at ``after_train_iter``.
 
-    Every process flushes the same losses in the same order, so the
+    Every process flushes the same modules in the same order, so the
     all-reduce inside ``GradientStatistics.update`` matches across ranks.
     """
 

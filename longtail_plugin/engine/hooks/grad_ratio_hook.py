@@ -14,52 +14,23 @@ Config::
     custom_hooks = [dict(type='GradRatioLoggerHook')]
 
 ``interval`` defaults to the logger's interval; ``ann_file`` (+ ``data_root``)
-defaults to the training dataset's, looking through dataset wrappers such as
-``ClassBalancedDataset`` / ``RepeatDataset`` (inner ``dataset``) and
-``ConcatDataset`` (first of ``datasets``).
+defaults to the training dataset's, found by
+:func:`~longtail_plugin.utils.train_ann_file` (the function
+``TrainCategoryInfoHook`` uses: the config names the file once, in
+``train_dataloader.dataset``).
 """
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional
 
 import numpy as np
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
-from ...utils.category_info import load_category_info
+from ...utils.category_info import load_category_info, train_ann_file
 from ...utils.grad_ratio import model_grad_scalars
 
-__all__ = ['GradRatioLoggerHook', 'find_dataset_ann_file']
+__all__ = ['GradRatioLoggerHook']
 
 DATA_BATCH = Optional[Any]
-
-
-def _get(obj: Any, key: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, dict) or hasattr(obj, 'keys'):
-        try:
-            return obj.get(key)
-        except Exception:
-            pass
-    return getattr(obj, key, None)
-
-
-def find_dataset_ann_file(
-        dataset: Any) -> Tuple[Optional[str], Optional[str]]:
-    """``(ann_file, data_root)`` of a dataset config or built dataset,
-    looking through wrapper datasets."""
-    seen = 0
-    while dataset is not None and seen < 16:
-        seen += 1
-        ann_file = _get(dataset, 'ann_file')
-        if ann_file:
-            return str(ann_file), _get(dataset, 'data_root') or None
-        inner = _get(dataset, 'dataset')
-        if inner is None:
-            many = _get(dataset, 'datasets')
-            inner = many[0] if isinstance(many, Sequence) and len(
-                many) else None
-        dataset = inner
-    return None, None
 
 
 @HOOKS.register_module()
@@ -89,9 +60,10 @@ class GradRatioLoggerHook(Hook):
         self._warned = set()
 
     def _logger_interval(self, runner) -> int:
-        cfg = _get(runner, 'cfg')
-        logger = _get(_get(cfg, 'default_hooks'), 'logger')
-        interval = _get(logger, 'interval')
+        cfg = getattr(runner, 'cfg', None) or {}
+        logger = (cfg.get('default_hooks', None) or {}).get('logger', None)
+        interval = logger.get('interval') if isinstance(logger,
+                                                        dict) else None
         return int(interval) if interval else 50
 
     def _resolve(self, runner) -> None:
@@ -100,14 +72,7 @@ class GradRatioLoggerHook(Hook):
             self.interval = self._logger_interval(runner)
         ann_file, data_root = self.ann_file, self.data_root
         if ann_file is None:
-            ds_cfg = _get(_get(_get(runner, 'cfg'), 'train_dataloader'),
-                          'dataset')
-            ann_file, data_root = find_dataset_ann_file(ds_cfg)
-        if ann_file is None:
-            loop = getattr(runner, '_train_loop', None)
-            loader = getattr(loop, 'dataloader', None)
-            ann_file, data_root = find_dataset_ann_file(
-                getattr(loader, 'dataset', None))
+            ann_file, data_root = train_ann_file(runner), None
         if ann_file is None:
             self._warn(runner, 'GradRatioLoggerHook: no training annotation '
                        'file found; logging the mean ratio over all classes')

@@ -1,8 +1,9 @@
 """LVIS evaluation backends: the official API and fast, exact libraries.
 
 Every backend computes the same numbers (LVIS summary and per-category AP,
-see :mod:`.base`) from the same capped detections; they differ in speed and
-in the IoU types they offer:
+see :mod:`.base`) from the same validated, capped detections, handed over
+in memory as :class:`.Detections` (columns; :mod:`.detections`); they differ
+in speed and in the IoU types they offer:
 
 =====================  ==================  ==========================
 name                   pip package         IoU types
@@ -21,7 +22,8 @@ to 1e-6 on every summary number and every per-category AP.
 official API's speed for bbox and 22x for segm, with 4-8x less memory);
 ``boundary`` goes to vernier, the fastest that has it. :func:`resolve_backend`
 falls back through :data:`PREFERENCE` to ``lvis`` when a package is missing
-and no backend was named explicitly.
+and no backend was named explicitly; a named backend that lacks the IoU type
+is an error (the metric's policy too).
 """
 from __future__ import annotations
 
@@ -31,7 +33,9 @@ from .base import (DEFAULT_DILATION_RATIO, DEFAULT_MAX_DETS,
                    DEFAULT_MAX_DETS_PER_CAT, IOU_TYPES, SUMMARY_KEYS,
                    BackendUnavailableError, EvalBackend, EvalResult,
                    GtInput, ResultsInput, cap_results, limit_dets_per_category,
-                   limit_dets_per_image, per_category_ap)
+                   limit_dets_per_image, paused_gc, per_category_ap)
+from .detections import (Detections, InvalidDetectionsError,
+                         validate_detections)
 from .faster_coco import FasterCocoEvalBackend
 from .hotcoco_eval import HotcocoBackend
 from .lvis_official import LVISAPIBackend, mask_to_boundary
@@ -44,7 +48,8 @@ __all__ = [
     'FasterCocoEvalBackend', 'HotcocoBackend', 'VernierBackend',
     'available_backends', 'get_backend', 'resolve_backend', 'evaluate',
     'per_category_ap', 'cap_results', 'limit_dets_per_image',
-    'limit_dets_per_category', 'mask_to_boundary'
+    'limit_dets_per_category', 'mask_to_boundary', 'Detections',
+    'InvalidDetectionsError', 'validate_detections', 'paused_gc'
 ]
 
 #: Backends by name.
@@ -96,14 +101,22 @@ def resolve_backend(name: Optional[str] = 'auto',
                     iou_type: str = 'bbox',
                     config_key: str = 'backend') -> EvalBackend:
     """``get_backend(name)``, or for ``'auto'``/None the first installed
-    backend of :data:`PREFERENCE` that supports ``iou_type``."""
+    backend of :data:`PREFERENCE` that supports ``iou_type``.
+
+    One policy for a named backend without the IoU type, here and in
+    ``LongTailLVISMetric`` (which calls this at build time): a ValueError
+    naming ``config_key``, the backend's IoU types and the backends that
+    have ``iou_type``; nothing is swapped silently.
+    """
     if name not in (None, 'auto'):
         backend = get_backend(name, config_key)
         if iou_type not in backend.iou_types:
+            having = [n for n, b in BACKENDS.items()
+                      if iou_type in b.iou_types]
             raise ValueError(
                 f'{config_key}={name!r} does not support {iou_type!r} '
                 f'evaluation (it supports {backend.iou_types}); choose '
-                'another backend')
+                f"'auto' or a backend that has it: {having}")
         return backend
     for candidate in PREFERENCE:
         cls = BACKENDS[candidate]

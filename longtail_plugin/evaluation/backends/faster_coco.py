@@ -13,12 +13,11 @@ per-(image, category) limit is set to what the cap lets through.
 """
 from __future__ import annotations
 
-from typing import Any, List, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from .base import (EvalBackend, EvalResult, max_dets_per_pair,
-                   per_category_ap)
+from .base import Detections, EvalBackend, EvalResult, per_category_ap
 
 __all__ = ['FasterCocoEvalBackend']
 
@@ -40,18 +39,20 @@ class FasterCocoEvalBackend(EvalBackend):
     iou_types = ('bbox', 'segm', 'boundary')
     description = 'faster-coco-eval (C++), LVIS mode'
 
-    def _evaluate(self, gt: Mapping[str, Any], dets: List[dict],
+    def _evaluate(self, gt: Mapping[str, Any], dets: Detections,
                   iou_type: str, dilation_ratio: float) -> EvalResult:
         from faster_coco_eval import COCO, COCOeval_faster
         coco_gt = COCO(dict(gt), print_function=_quiet)
-        coco_dt = coco_gt.loadRes(dets)
+        # Its array input (loadNumpyAnnotations) builds the same dicts in
+        # Python and has no masks: it gets result dicts, in memory.
+        coco_dt = coco_gt.loadRes(dets.to_records(iou_type))
         ev = COCOeval_faster(
             coco_gt, coco_dt, iouType=iou_type, lvis_style=True,
             print_function=_quiet, boundary_dilation_ratio=dilation_ratio)
         # The caps are applied already; per (image, category) nothing more
         # may be cut (the LVIS API has no such limit). The library sizes
         # buffers by this number: the largest pair count, not len(dets).
-        ev.params.maxDets = [max_dets_per_pair(dets)]
+        ev.params.maxDets = [dets.max_per_group()]
         ev.evaluate()
         ev.accumulate()
         ev.summarize()

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-from typing import Any, List, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 
-from .base import SUMMARY_KEYS, EvalBackend, EvalResult, per_category_ap
+from .base import (SUMMARY_KEYS, Detections, EvalBackend, EvalResult,
+                   per_category_ap)
 
 __all__ = ['HotcocoBackend']
 
 
 class HotcocoBackend(EvalBackend):
-    """``hotcoco.LVISeval`` on ``hotcoco.LVISResults`` (caps done before)."""
+    """``hotcoco.LVISeval`` on detections loaded from arrays."""
 
     name = 'hotcoco'
     package = 'hotcoco'
@@ -28,30 +29,22 @@ class HotcocoBackend(EvalBackend):
     iou_types = ('bbox', 'segm')
     description = 'hotcoco (Rust), LVIS mode'
     mutates_input = False
-    reads_results_file = True
 
-    def _evaluate(self, gt: Mapping[str, Any], dets: List[dict],
+    def _evaluate(self, gt: Mapping[str, Any], dets: Detections,
                   iou_type: str, dilation_ratio: float) -> EvalResult:
         import hotcoco
         coco_gt = hotcoco.COCO(dict(gt))
-        # max_dets=-1: the caps of the chosen protocol are applied already.
-        coco_dt = hotcoco.LVISResults(coco_gt, dets, max_dets=-1)
-        return self._run(coco_gt, coco_dt, iou_type)
-
-    def _evaluate_file(self, gt: Mapping[str, Any], path: str,
-                       iou_type: str, max_dets: int,
-                       dilation_ratio: float) -> Optional[EvalResult]:
-        import hotcoco
-        coco_gt = hotcoco.COCO(dict(gt))
-        # Rust reads the file; the per-image cap keeps ties in file order,
-        # as lvis.LVISResults does.
-        coco_dt = hotcoco.LVISResults(coco_gt, path, max_dets=max_dets)
-        if not coco_dt.get_ann_ids():
-            return None
-        return self._run(coco_gt, coco_dt, iou_type)
-
-    def _run(self, coco_gt: Any, coco_dt: Any, iou_type: str) -> EvalResult:
-        import hotcoco
+        if dets.boxes is not None:
+            # The (N, 7) array of COCO.loadRes (image, box, score,
+            # category) and the masks as they are: no dict per detection.
+            # Area and ids as lvis.LVISResults sets them (box area, ids
+            # 1..N in this order); the caps are applied already.
+            masks = dets.mask_list() if iou_type != 'bbox' else None
+            coco_dt = coco_gt.load_res(dets.matrix(), segmentation=masks)
+        else:
+            # mask-only results: the area is the mask's (LVISResults).
+            coco_dt = hotcoco.LVISResults(
+                coco_gt, dets.to_records(iou_type), max_dets=-1)
         ev = hotcoco.LVISeval(coco_gt, coco_dt, iou_type)
         with contextlib.redirect_stdout(io.StringIO()):
             ev.run()

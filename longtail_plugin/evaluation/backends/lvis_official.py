@@ -16,11 +16,12 @@ eroded mask. Matching, federated rules and accumulation are the LVIS API's.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, Mapping
 
 import numpy as np
 
-from .base import (SUMMARY_KEYS, EvalBackend, EvalResult, per_category_ap)
+from .base import (SUMMARY_KEYS, Detections, EvalBackend, EvalResult,
+                   per_category_ap)
 
 __all__ = ['LVISAPIBackend', 'mask_to_boundary']
 
@@ -95,14 +96,15 @@ class LVISAPIBackend(EvalBackend):
     iou_types = ('bbox', 'segm', 'boundary')
     description = 'official LVIS API (pure Python), the reference'
 
-    def _evaluate(self, gt: Mapping[str, Any], dets: List[dict],
+    def _evaluate(self, gt: Mapping[str, Any], dets: Detections,
                   iou_type: str, dilation_ratio: float) -> EvalResult:
         from lvis import LVISResults
 
         from ...compat.lvis_numpy import LVISEvalCompat
         lvis_gt = _lvis_from_dict(dict(gt))
         # The caps are applied already: max_dets=-1 keeps what is given.
-        lvis_dt = LVISResults(lvis_gt, dets, max_dets=-1)
+        lvis_dt = LVISResults(lvis_gt, dets.to_records(iou_type),
+                              max_dets=-1)
         if iou_type == 'boundary':
             lvis_eval = _boundary_eval_class()(lvis_gt, lvis_dt, 'segm')
             lvis_eval.dilation_ratio = dilation_ratio

@@ -16,10 +16,39 @@ from typing import Any, List, Mapping
 
 import numpy as np
 
-from .base import (SUMMARY_KEYS, EvalBackend, EvalResult,
-                   max_dets_per_pair, per_category_ap)
+from .base import (SUMMARY_KEYS, Detections, EvalBackend, EvalResult,
+                   per_category_ap)
 
 __all__ = ['VernierBackend']
+
+
+def _per_image_batches(dets: Detections) -> List[dict]:
+    """vernier's array input: one batch per image (boxes, scores, category
+    ids, compressed RLEs), images in order of first appearance, each
+    image's detections in their order."""
+    _, first, inv = np.unique(dets.image_ids, return_index=True,
+                              return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind='stable')] = np.arange(len(first))
+    order = np.argsort(rank[inv.reshape(-1)], kind='stable')
+    image_ids = dets.image_ids[order]
+    starts = np.flatnonzero(np.r_[True, image_ids[1:] != image_ids[:-1]])
+    boxes = dets.boxes[order]
+    scores = dets.scores[order]
+    labels = dets.category_ids[order]
+    all_masks = dets.mask_list()
+    masks = [all_masks[i] for i in order]
+    batches = []
+    for a, b in zip(starts, np.r_[starts[1:], len(order)]):
+        batches.append(dict(
+            image_id=int(image_ids[a]),
+            boxes=np.ascontiguousarray(boxes[a:b]),
+            scores=np.ascontiguousarray(scores[a:b]),
+            labels=np.ascontiguousarray(labels[a:b]),
+            rles=[dict(size=tuple(m['size']), counts=m['counts'] if
+                       isinstance(m['counts'], bytes) else
+                       m['counts'].encode()) for m in masks[a:b]]))
+    return batches
 
 
 class VernierBackend(EvalBackend):
@@ -32,28 +61,30 @@ class VernierBackend(EvalBackend):
     description = 'vernier (Rust), LVIS-federated dataset'
     mutates_input = False
 
-    def _evaluate(self, gt: Mapping[str, Any], dets: List[dict],
+    def _evaluate(self, gt: Mapping[str, Any], dets: Detections,
                   iou_type: str, dilation_ratio: float) -> EvalResult:
         from vernier import _core
         handle = _core.CocoDataset.from_lvis_json(json.dumps(gt).encode())
         # The caps are applied already: a per-image limit that cuts nothing.
-        cap = max_dets_per_pair(dets, per_image=True)
+        cap = dets.max_per_group(per_image=True)
         kwargs = dict(parity_mode='strict', max_dets_per_image=cap,
                       use_cats=True)
         if iou_type == 'bbox':
-            dets = [{k: v for k, v in d.items() if k != 'segmentation'}
-                    for d in dets]
-            grid = _core.evaluate_bbox_grid(handle, dets, **kwargs)
+            # the (N, 7) detection matrix: no dict per detection
+            grid = _core.evaluate_bbox_grid(handle, dets.matrix(), **kwargs)
         else:
             # lvis.LVISResults: box area when results carry a box, else the
             # mask's area.
-            area = 'bbox' if 'bbox' in dets[0] else 'mask'
+            if dets.boxes is not None:
+                area, dt = 'bbox', _per_image_batches(dets)
+            else:
+                area, dt = 'mask', dets.to_records(iou_type)
             if iou_type == 'segm':
-                grid = _core.evaluate_segm_grid(handle, dets, dt_area=area,
+                grid = _core.evaluate_segm_grid(handle, dt, dt_area=area,
                                                 **kwargs)
             else:
                 grid = _core.evaluate_boundary_grid(
-                    handle, dets, dt_area=area,
+                    handle, dt, dt_area=area,
                     dilation_ratio=dilation_ratio, **kwargs)
         acc = grid.accumulate([cap])
         stats = list(acc.summarize_lvis(handle, [cap]).stats)

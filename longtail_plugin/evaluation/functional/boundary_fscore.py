@@ -31,6 +31,8 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import cv2
 import numpy as np
 
+from ..backends.detections import InvalidDetectionsError
+
 __all__ = [
     'mask_boundary', 'boundary_precision_recall', 'boundary_fscore',
     'evaluate_boundary_fscore', 'load_predictions', 'segm_to_rle'
@@ -135,6 +137,13 @@ def load_predictions(results, cat_ids: Sequence[int]) -> List[dict]:
             masks = pred.get('masks')
             if masks is None:
                 raise KeyError('pred_instances has no masks')
+            bad = (labels < 0) | (labels >= len(cat_ids))
+            if bad.any():
+                raise InvalidDetectionsError(
+                    f"image_id {item['img_id']}: field "
+                    f'pred_instances.labels is {int(labels[bad][0])}, '
+                    f'outside [0, {len(cat_ids)}) for the {len(cat_ids)} '
+                    'categories of the annotation file')
             for lab, score, rle in zip(labels, scores, masks):
                 rle = dict(rle)
                 if isinstance(rle['counts'], str):

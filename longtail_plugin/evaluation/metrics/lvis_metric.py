@@ -22,6 +22,15 @@
   timestamped folder inside ``work_dir``) or beside ``outfile_prefix``, so
   plots and analyses never need to re-run the evaluation.
 
+Detections reach the backend in memory (:mod:`.predictions`): ``process``
+keeps each image's arrays and its masks as joined RLE strings, and
+``compute_metrics`` hands the backend one column set per results kind -
+no results JSON is written unless ``outfile_prefix`` or ``format_only``
+asks for it (then only for the IoU types evaluated). Detections are
+validated before any backend sees them (a label outside the classes, a
+non-finite box or score, an image the annotation file does not have: an
+error naming the image and the field, whichever the backend).
+
 In distributed runs MMEngine gathers the processed results on rank 0 (as
 for any ``BaseMetric``), which runs the evaluation once.
 
@@ -43,20 +52,19 @@ from mmdet.evaluation.metrics import LVISMetric
 from mmdet.registry import METRICS
 
 from ..backends import (DEFAULT_DILATION_RATIO, DEFAULT_MAX_DETS,
-                        DEFAULT_MAX_DETS_PER_CAT, EvalBackend, get_backend,
-                        per_category_ap, resolve_backend)
+                        DEFAULT_MAX_DETS_PER_CAT, SUMMARY_KEYS, Detections,
+                        EvalBackend, paused_gc, per_category_ap,
+                        resolve_backend, validate_detections)
 from ...utils.category_info import (FREQUENCY_GROUPS, CategoryInfo,
                                     category_info_from_dataset,
                                     load_category_info)
+from .predictions import (RESULT_KINDS, EncodedMasks,
+                          predictions_to_detections, write_results_json)
 
 __all__ = ['LongTailLVISMetric', 'per_category_ap']
 
-SUMMARY_KEYS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'APr', 'APc',
-                'APf')
 #: IoU types this metric evaluates itself (``proposal`` goes to mmdet).
 BOX_METRICS = ('bbox', 'segm', 'boundary')
-#: The results file each IoU type reads.
-_RESULT_FILE = {'bbox': 'bbox', 'segm': 'segm', 'boundary': 'segm'}
 _CONFIG_KEY = 'val_evaluator.backend'
 
 
@@ -73,8 +81,9 @@ class LongTailLVISMetric(LVISMetric):
             :data:`~longtail_plugin.evaluation.backends.PREFERENCE`),
             ``'lvis'`` (the official LVIS API), ``'faster_coco_eval'``,
             ``'hotcoco'`` or ``'vernier'``. All give the same numbers (to
-            1e-6, tested). A named backend that lacks an IoU type (hotcoco:
-            ``boundary``) hands that type to the ``'auto'`` choice.
+            1e-6, tested). A named backend that lacks one of the IoU types
+            of ``metric`` (hotcoco: ``boundary``) is a build-time error
+            naming the backends that have it (as ``resolve_backend``).
         max_dets: detections kept per image (the LVIS protocol's 300).
         fixed_ap: use the fixed-AP protocol (Dave et al. 2021) instead: no
             per-image cap, ``max_dets_per_cat`` detections per category
@@ -93,6 +102,7 @@ class LongTailLVISMetric(LVISMetric):
         KeyError: ``backend`` is not a known backend name.
         BackendUnavailableError: the named backend's package is missing (the
             message names ``val_evaluator.backend`` and the pip package).
+        ValueError: the named backend lacks an IoU type of ``metric``.
     """
 
     default_prefix: Optional[str] = 'lvis'
@@ -114,9 +124,10 @@ class LongTailLVISMetric(LVISMetric):
         mmdet_metrics = [m for m in metrics if m != 'boundary'] or ['bbox']
         super().__init__(*args, metric=mmdet_metrics, **kwargs)
         self.metrics = metrics
-        if backend != 'auto':
-            get_backend(backend, _CONFIG_KEY)  # fail at build time
         self.backend = backend
+        for m in metrics:  # fail at build time
+            if m in BOX_METRICS:
+                self._backend_for(m)
         self.max_dets = max_dets
         self.fixed_ap = fixed_ap
         self.max_dets_per_cat = max_dets_per_cat
@@ -151,16 +162,37 @@ class LongTailLVISMetric(LVISMetric):
         return None
 
     def _backend_for(self, metric: str) -> EvalBackend:
-        """The configured backend, or the 'auto' choice for an IoU type
-        the configured one lacks."""
-        if self.backend != 'auto':
-            backend = get_backend(self.backend, _CONFIG_KEY)
-            if metric in backend.iou_types:
-                return backend
-            MMLogger.get_current_instance().warning(
-                f'{_CONFIG_KEY}={self.backend!r} has no {metric!r} '
-                'evaluation; using the automatic choice for it')
-        return resolve_backend('auto', metric, _CONFIG_KEY)
+        """The backend that evaluates ``metric`` (see ``backend``)."""
+        return resolve_backend(self.backend, metric, _CONFIG_KEY)
+
+    # ------------------------------------------------------------------
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Keep each image's predictions compactly for ``compute_metrics``.
+
+        As MMDetection's ``LVISMetric.process`` (arrays of boxes, scores,
+        labels, mask scores; the image size and, without ``ann_file``, the
+        ground truth), except the masks: one :class:`.EncodedMasks` per
+        image (``rle_masks``) instead of a dict per detection.
+        """
+        for data_sample in data_samples:
+            pred = data_sample['pred_instances']
+            result = dict(img_id=data_sample['img_id'])
+            for key in ('bboxes', 'scores', 'labels', 'mask_scores'):
+                if key in pred:
+                    value = pred[key]
+                    result[key] = value.detach().cpu().numpy() if hasattr(
+                        value, 'detach') else np.asarray(value)
+            if 'masks' in pred:
+                result['rle_masks'] = EncodedMasks.from_masks(pred['masks'])
+            gt = dict(width=data_sample['ori_shape'][1],
+                      height=data_sample['ori_shape'][0],
+                      img_id=data_sample['img_id'])
+            if self._lvis_api is None:
+                assert 'instances' in data_sample, \
+                    'ground truth is required for evaluation when ' \
+                    '`ann_file` is not provided'
+                gt['anns'] = data_sample['instances']
+            self.results.append((gt, result))
 
     def _key(self, metric: str, item: str) -> str:
         return f'{metric}_fixed_{item}' if self.fixed_ap else \
@@ -207,26 +239,27 @@ class LongTailLVISMetric(LVISMetric):
                 self.cat_ids = self._lvis_api.get_cat_ids()
             if self.img_ids is None:
                 self.img_ids = self._lvis_api.get_img_ids()
-            saved_metrics = self.metrics
-            self.metrics = [m for m in box_metrics if m != 'boundary']
-            try:
-                result_files = self.results2json(preds, outfile_prefix)
-            finally:
-                self.metrics = saved_metrics
+            gt = self._lvis_api.dataset
+            kinds = sorted({RESULT_KINDS[m] for m in box_metrics})
+            with paused_gc():
+                dets: Dict[str, Detections] = {
+                    k: predictions_to_detections(preds, self.cat_ids, k)
+                    for k in kinds}
+                if self.outfile_prefix is not None:
+                    for kind, d in dets.items():
+                        validate_detections(d, gt, kind)
+                        path = write_results_json(
+                            d, f'{outfile_prefix}.{kind}.json', kind)
+                        logger.info(f'{kind} results written to {path}')
             if self.format_only:
                 logger.info(f'results are saved in {osp.dirname(outfile_prefix)}')
                 return eval_results
 
             per_cat: Dict[str, np.ndarray] = {}
             for metric in box_metrics:
-                source = _RESULT_FILE[metric]
-                if source not in result_files:
-                    raise ValueError(
-                        f'val_evaluator.metric {metric!r} needs mask '
-                        'predictions (pred_instances.masks)')
                 logger.info(f'Evaluating {metric}...')
-                summary, cat_ap = self._evaluate_one(metric,
-                                                     result_files[source])
+                summary, cat_ap = self._evaluate_one(
+                    metric, dets[RESULT_KINDS[metric]])
                 if summary is None:
                     logger.info('The testing results of the whole dataset '
                                 'is empty.')
@@ -247,7 +280,7 @@ class LongTailLVISMetric(LVISMetric):
         return self.metric_items or SUMMARY_KEYS
 
     def _evaluate_one(
-            self, metric: str, result_file: str
+            self, metric: str, dets: Detections
     ) -> Tuple[Optional[Dict[str, float]], Optional[np.ndarray]]:
         """Evaluate one IoU type on the chosen backend.
 
@@ -259,7 +292,7 @@ class LongTailLVISMetric(LVISMetric):
         backend = self._backend_for(metric)
         self.last_backends[metric] = backend.name
         result = backend.evaluate(
-            self._lvis_api.dataset, result_file, iou_type=metric,
+            self._lvis_api.dataset, dets, iou_type=metric,
             img_ids=self.img_ids,
             max_dets=-1 if self.fixed_ap else self.max_dets,
             max_dets_per_cat=self.max_dets_per_cat if self.fixed_ap

@@ -1,5 +1,9 @@
 __all__ = []
 
+from .base_cls_loss import BaseClassificationLoss  # noqa: E402
+
+__all__ += ['BaseClassificationLoss']
+
 from .eql_loss import EqualizationLoss  # noqa: E402
 from .eqlv2_loss import EqualizationLossV2  # noqa: E402
 from .softmax_eql_loss import SoftmaxEqualizationLoss  # noqa: E402

@@ -3,7 +3,7 @@
 Zhang et al., "RefineMask: Towards High-Quality Instance Segmentation with
 Fine-Grained Features", CVPR 2021, Sec. 3.4. For mask logits ``x``, binary
 targets ``y`` and a region ``R`` (the boundary band, see
-:func:`longtail_plugin.utils.boundary.boundary_band`):
+:func:`longtail_plugin.models.roi_heads.refine_mask.boundary_band`):
 
     L_BAR = loss_weight * sum_{p in R} BCE(x_p, y_p) / max(|R|, 1)
 
@@ -18,8 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
-
-from longtail_plugin.utils.boundary import boundary_band
+from ..roi_heads.refine_mask.boundary import boundary_band
 
 __all__ = ['BARCrossEntropyLoss', 'bar_cross_entropy']
 

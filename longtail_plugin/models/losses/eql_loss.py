@@ -20,7 +20,13 @@ classes it does not belong to; background RoIs still suppress every class.
 
 Frequencies come from the training annotation file (LVIS ``image_count`` /
 number of images, through :func:`longtail_plugin.utils.load_category_info`)
-or an explicit ``image_frequency`` list - never from a built-in table.
+or an explicit ``image_frequency`` list - never from a built-in table. In a
+config the file is named once, in ``train_dataloader.dataset``: without
+``ann_file`` / ``image_frequency`` the loss is given that file's statistics
+when training starts by
+:class:`~longtail_plugin.engine.hooks.TrainCategoryInfoHook`
+(``default_hooks = dict(category_info=dict(type='TrainCategoryInfoHook'))``),
+and training before that is an error naming the three ways.
 
 Classifier layout (our design, via MMDetection's ``custom_cls_channels``
 protocol, so the stock ``Shared2FCBBoxHead`` is unchanged): the head has
@@ -35,46 +41,19 @@ from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from .utils import (check_head_num_classes, top1_accuracy, upcast,
-                    weighted_reduce)
+from ...utils.category_info import CategoryInfo, load_category_info
+from .base_cls_loss import BaseClassificationLoss
+from .utils import top1_accuracy
 
 __all__ = ['EqualizationLoss']
 
 
-def resolve_image_frequency(num_classes: int,
-                            ann_file: Optional[str],
-                            data_root: Optional[str],
-                            image_frequency: Optional[Sequence[float]],
-                            owner: str) -> np.ndarray:
-    """Per-class image frequency from ``ann_file`` or an explicit list."""
-    if ann_file is not None and image_frequency is not None:
-        raise ValueError(f'{owner}: give either `ann_file` or '
-                         '`image_frequency`, not both')
-    if image_frequency is not None:
-        freq = np.asarray(image_frequency, dtype=np.float64).reshape(-1)
-        if freq.size != num_classes:
-            raise ValueError(
-                f'{owner}: `image_frequency` has {freq.size} entries but '
-                f'num_classes={num_classes}')
-        return freq
-    if ann_file is None:
-        raise ValueError(
-            f'{owner} needs the class frequencies: set `ann_file` (the '
-            'training annotation file, LVIS `image_count` is used) or '
-            '`image_frequency` (one value per class)')
-    from ...utils.category_info import load_category_info
-    info = load_category_info(ann_file, data_root)
-    info.check_num_classes(num_classes, f'{owner}: num_classes')
-    return np.asarray(info.image_frequency, dtype=np.float64)
-
-
 @MODELS.register_module()
-class EqualizationLoss(nn.Module):
+class EqualizationLoss(BaseClassificationLoss):
     """Equalization Loss v1 (Tan et al., CVPR 2020) for two-stage heads.
 
     Args:
@@ -83,14 +62,30 @@ class EqualizationLoss(nn.Module):
             frequency below it are "tail". 1.76e-3 is the paper's LVIS v0.5
             value; the authors' LVIS v1 config uses 1.1e-3.
         ann_file: training annotation file (COCO/LVIS format) to read image
-            counts from; joined to ``data_root`` when relative.
+            counts from; joined to ``data_root`` when relative. ``None``
+            (with no ``image_frequency``): the training dataset's file,
+            given to the loss when the run starts by
+            :class:`~longtail_plugin.engine.hooks.TrainCategoryInfoHook`
+            (the configs name the file once, in ``train_dataloader``).
         data_root: optional data root for ``ann_file``.
         image_frequency: explicit per-class image frequency (alternative
             to ``ann_file``).
+        frequency_denominator: what ``f_j`` divides a class's image count
+            by: ``'images'`` (default: every image of the file) or
+            ``'annotated_images'`` (images with at least one annotation,
+            the authors' rule: their LVIS v1 table uses 99,388 of the
+            100,170 training images, which moves two classes with 110
+            images out of the tail at ``lambda_=1.1e-3``).
         use_sigmoid: kept for config compatibility; must be True.
         reduction: 'none' | 'mean' | 'sum'.
         loss_weight: weight of the loss.
     """
+
+    use_sigmoid = True
+    num_extra_channels = 0  # one sigmoid per class, no background logit
+    accepts_extra_column = True  # a C+1 head's last column is ignored
+    custom_activation = True
+    custom_accuracy = True
 
     def __init__(self,
                  num_classes: int,
@@ -98,47 +93,64 @@ class EqualizationLoss(nn.Module):
                  ann_file: Optional[str] = None,
                  data_root: Optional[str] = None,
                  image_frequency: Optional[Sequence[float]] = None,
+                 frequency_denominator: str = 'images',
                  use_sigmoid: bool = True,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if not use_sigmoid:
-            raise ValueError('EqualizationLoss is a sigmoid loss: '
-                             'use_sigmoid must be True')
-        self.use_sigmoid = True
-        self.num_classes = int(num_classes)
+        super().__init__(num_classes, use_sigmoid, reduction, loss_weight)
         self.lambda_ = float(lambda_)
-        self.reduction = reduction
-        self.loss_weight = float(loss_weight)
-        freq = resolve_image_frequency(self.num_classes, ann_file, data_root,
-                                       image_frequency, 'EqualizationLoss')
+        if frequency_denominator not in ('images', 'annotated_images'):
+            raise ValueError(
+                'EqualizationLoss: frequency_denominator='
+                f"{frequency_denominator!r}, expected 'images' or "
+                "'annotated_images'")
+        self.frequency_denominator = frequency_denominator
+        if ann_file is not None and image_frequency is not None:
+            raise ValueError('EqualizationLoss: give either `ann_file` or '
+                             '`image_frequency`, not both')
         # derived from the data set, so not stored in checkpoints
         self.register_buffer(
             'tail_mask',
-            torch.as_tensor(freq < self.lambda_, dtype=torch.float32),
+            torch.zeros(self.num_classes, dtype=torch.float32),
             persistent=False)
-        # MMDetection's custom classifier protocol (see BBoxHead)
-        self.custom_cls_channels = True
-        self.custom_activation = True
-        self.custom_accuracy = True
+        self.frequency_source: Optional[str] = None
+        if image_frequency is not None:
+            freq = np.asarray(image_frequency, dtype=np.float64).reshape(-1)
+            if freq.size != self.num_classes:
+                raise ValueError(
+                    f'EqualizationLoss: `image_frequency` has {freq.size} '
+                    f'entries but num_classes={self.num_classes}')
+            self._set_frequency(freq, 'image_frequency')
+        elif ann_file is not None:
+            self.bind_category_info(load_category_info(ann_file, data_root))
+
+    def _set_frequency(self, freq: np.ndarray, source: str) -> None:
+        self.tail_mask.copy_(
+            torch.as_tensor(freq < self.lambda_, dtype=torch.float32))
+        self.frequency_source = source
+
+    @property
+    def needs_category_info(self) -> bool:
+        """True until class frequencies are known (see
+        :class:`~longtail_plugin.engine.hooks.TrainCategoryInfoHook`)."""
+        return self.frequency_source is None
+
+    def bind_category_info(self, info: CategoryInfo) -> None:
+        """Take the class frequencies of a training set (its
+        :class:`~longtail_plugin.utils.CategoryInfo`)."""
+        self.check_ann_file_classes(info)
+        self._set_frequency(
+            np.asarray(info.image_frequency_over(self.frequency_denominator),
+                       dtype=np.float64), info.source)
 
     def extra_repr(self) -> str:
+        tail = (int(self.tail_mask.sum())
+                if self.frequency_source is not None else 'unset')
         return (f'num_classes={self.num_classes}, lambda_={self.lambda_}, '
-                f'num_tail={int(self.tail_mask.sum())}')
-
-    def get_cls_channels(self, num_classes: int) -> int:
-        """Classifier channels: one sigmoid per foreground class."""
-        check_head_num_classes('EqualizationLoss', self.num_classes,
-                               num_classes)
-        return num_classes
+                f'num_tail={tail}')
 
     def _fg(self, cls_score: Tensor) -> Tensor:
-        c = cls_score.size(-1)
-        if c not in (self.num_classes, self.num_classes + 1):
-            raise ValueError(
-                f'EqualizationLoss: cls_score has {c} columns, expected '
-                f'num_classes={self.num_classes} (or {self.num_classes + 1} '
-                'with an ignored background column)')
+        self.check_width(cls_score)
         return cls_score[..., :self.num_classes]
 
     def get_activation(self, cls_score: Tensor) -> Tensor:
@@ -158,6 +170,13 @@ class EqualizationLoss(nn.Module):
     def class_weights(self, labels: Tensor) -> Tuple[Tensor, Tensor]:
         """``(w, y)``: ``w_ij = 1 - E(i) T(f_j) (1 - y_ij)`` and the
         ``[N, C]`` binary targets (all zero for background RoIs)."""
+        if self.frequency_source is None:
+            raise ValueError(
+                'EqualizationLoss needs the class frequencies: set '
+                '`ann_file` (the training annotation file, LVIS '
+                '`image_count` is used) or `image_frequency` (one value per '
+                'class), or add dict(type=\'TrainCategoryInfoHook\') to '
+                '`default_hooks` to read the training dataset\'s file')
         n, c = labels.numel(), self.num_classes
         is_fg = (labels >= 0) & (labels < c)
         dtype = self.tail_mask.dtype
@@ -166,37 +185,10 @@ class EqualizationLoss(nn.Module):
         excl = is_fg.float()[:, None] * self.tail_mask[None, :]
         return 1.0 - excl * (1.0 - target), target
 
-    def forward(self,
-                cls_score: Tensor,
-                label: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """EQL loss.
-
-        Args:
-            cls_score: ``[N, C]`` logits (or ``[N, C+1]``, last ignored).
-            label: ``[N]`` labels in ``[0, C]``, ``C`` = background.
-            weight: optional ``[N]`` label weights.
-            avg_factor: normaliser for 'mean' (the bbox head passes the
-                number of RoIs with a positive label weight).
-            reduction_override: 'none' | 'mean' | 'sum'.
-
-        Returns:
-            The loss (``[N]`` per RoI for reduction 'none').
-        """
-        assert reduction_override in (None, 'none', 'mean', 'sum')
-        reduction = reduction_override or self.reduction
-        fg = self._fg(cls_score)
-        if fg.numel() == 0:
-            # zero loss that keeps the graph (DDP needs every parameter used)
-            if reduction == 'none':
-                return fg.sum(dim=-1) * 0.0
-            return cls_score.sum() * 0.0
-        fg = upcast(fg)
-        w, target = self.class_weights(label.long())
+    def loss_per_sample(self, logits: Tensor, label: Tensor) -> Tensor:
+        """``sum_j w_ij BCE(z_ij, y_ij)`` over the ``C`` class columns."""
+        fg = logits[:, :self.num_classes]
+        w, target = self.class_weights(label)
         bce = F.binary_cross_entropy_with_logits(
             fg, target.to(fg.dtype), reduction='none')
-        per_roi = (bce * w).sum(dim=-1)
-        loss = weighted_reduce(per_roi, weight, reduction, avg_factor)
-        return self.loss_weight * loss
+        return (bce * w).sum(dim=-1)

@@ -48,20 +48,19 @@ training statistics.
 from typing import Dict, Optional, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from ...utils.grad_stats import GradientStatistics, split_pos_neg
-from .utils import (check_head_num_classes, top1_accuracy, upcast,
-                    weighted_reduce)
+from ...utils.grad_stats import split_pos_neg
+from .base_cls_loss import BaseClassificationLoss
+from .utils import top1_accuracy
 
 __all__ = ['EqualizationLossV2']
 
 
 @MODELS.register_module()
-class EqualizationLossV2(nn.Module):
+class EqualizationLossV2(BaseClassificationLoss):
     """Equalization Loss v2 (Tan et al., CVPR 2021).
 
     Args:
@@ -81,6 +80,11 @@ class EqualizationLossV2(nn.Module):
         loss_weight: weight of the loss.
     """
 
+    use_sigmoid = True
+    num_extra_channels = 1  # the objectness column
+    custom_activation = True
+    custom_accuracy = True
+
     def __init__(self,
                  num_classes: int,
                  gamma: float = 12.0,
@@ -92,47 +96,23 @@ class EqualizationLossV2(nn.Module):
                  use_sigmoid: bool = True,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
-        if not use_sigmoid:
-            raise ValueError('EqualizationLossV2 is a sigmoid loss: '
-                             'use_sigmoid must be True')
-        self.use_sigmoid = True
-        self.num_classes = int(num_classes)
+        super().__init__(num_classes, use_sigmoid, reduction, loss_weight,
+                         stats_init_ratio=init_ratio)
         self.gamma = float(gamma)
         self.mu = float(mu)
         self.alpha = float(alpha)
         self.test_with_obj = test_with_obj
         self.reweight = bool(reweight)
-        self.reduction = reduction
-        self.loss_weight = float(loss_weight)
-        self.grad_stats = GradientStatistics(
-            self.num_classes, init_ratio=init_ratio,
-            name='EqualizationLossV2')
-        self.custom_cls_channels = True
-        self.custom_activation = True
-        self.custom_accuracy = True
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, gamma={self.gamma}, '
                 f'mu={self.mu}, alpha={self.alpha}')
 
     # --- MMDetection's custom classifier protocol -------------------------
-    def get_cls_channels(self, num_classes: int) -> int:
-        """``C + 1``: the classes and the objectness column."""
-        check_head_num_classes('EqualizationLossV2', self.num_classes,
-                               num_classes)
-        return num_classes + 1
-
-    def _check(self, cls_score: Tensor) -> None:
-        if cls_score.size(-1) != self.num_classes + 1:
-            raise ValueError(
-                f'EqualizationLossV2: cls_score has {cls_score.size(-1)} '
-                f'columns, expected num_classes + 1 = {self.num_classes + 1}')
-
     def get_activation(self, cls_score: Tensor) -> Tensor:
         """``[sigmoid(z_j) (1 - sigmoid(z_C))]_{j<C}`` and ``sigmoid(z_C)``.
         """
-        self._check(cls_score)
+        self.check_width(cls_score)
         p = cls_score.sigmoid()
         bg = p[..., self.num_classes:]
         fg = p[..., :self.num_classes]
@@ -143,7 +123,7 @@ class EqualizationLossV2(nn.Module):
     def get_accuracy(self, cls_score: Tensor,
                      labels: Tensor) -> Dict[str, Tensor]:
         """Objectness accuracy (all RoIs) and class accuracy (fg RoIs)."""
-        self._check(cls_score)
+        self.check_width(cls_score)
         c = self.num_classes
         is_fg = (labels >= 0) & (labels < c)
         pred_fg = cls_score[..., c].detach() < 0  # sigmoid(z_C) < 0.5
@@ -174,50 +154,27 @@ class EqualizationLossV2(nn.Module):
         pos_w, neg_w = self.class_weights()
         return dict(pos_weight=pos_w[:-1], neg_weight=neg_w[:-1])
 
-    def forward(self,
-                cls_score: Tensor,
-                label: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """EQL v2 loss; updates the statistics in training mode.
-
-        Args:
-            cls_score: ``[N, C+1]`` logits.
-            label: ``[N]`` labels in ``[0, C]``, ``C`` = background.
-            weight: optional ``[N]`` label weights.
-            avg_factor: normaliser for 'mean'.
-            reduction_override: 'none' | 'mean' | 'sum'.
-        """
-        assert reduction_override in (None, 'none', 'mean', 'sum')
-        reduction = reduction_override or self.reduction
-        self._check(cls_score)
-        n, c1 = cls_score.shape
-        if n == 0:
-            if self.training:
-                # keep the collective in step with the other processes
-                zeros = cls_score.new_zeros(self.num_classes,
-                                            dtype=torch.float64)
-                self.grad_stats.update(zeros, zeros)
-            if reduction == 'none':
-                return cls_score.sum(dim=-1) * 0.0
-            return cls_score.sum() * 0.0
-        logits = upcast(cls_score)
-        target = F.one_hot(label.long(), c1).to(logits.dtype)
+    def _weights_and_target(self, logits: Tensor,
+                            label: Tensor) -> Tuple[Tensor, Tensor]:
+        """``[N, C+1]`` element weights of this step and one-hot targets."""
+        target = F.one_hot(label, logits.size(1)).to(logits.dtype)
         pos_w, neg_w = (t.to(logits) for t in self.class_weights())
         w = pos_w[None, :] * target + neg_w[None, :] * (1.0 - target)
+        return w, target
+
+    def loss_per_sample(self, logits: Tensor, label: Tensor) -> Tensor:
+        """``sum_j [w_j y_ij + r_j (1 - y_ij)] BCE(z_ij, y_ij)``."""
+        w, target = self._weights_and_target(logits, label)
         bce = F.binary_cross_entropy_with_logits(
             logits, target, reduction='none')
-        per_roi = (bce * w).sum(dim=-1)
-        loss = weighted_reduce(per_roi, weight, reduction, avg_factor)
-        if self.training:
-            self._collect(logits, target, w, weight)
-        return self.loss_weight * loss
+        return (bce * w).sum(dim=-1)
 
-    @torch.no_grad()
-    def _collect(self, logits: Tensor, target: Tensor, w: Tensor,
-                 weight: Optional[Tensor]) -> None:
-        grad = (logits.detach().sigmoid() - target).abs()
+    def statistics_step(self, logits: Tensor, label: Tensor,
+                        weight: Optional[Tensor],
+                        scale: float) -> Tuple[Tensor, Tensor]:
+        """``|p_ij - y_ij|`` weighted by this step's EQL v2 weight and the
+        label weight (not by the reduction: the authors' statistics)."""
+        w, target = self._weights_and_target(logits, label)
+        grad = (logits.sigmoid() - target).abs()
         elem_w = w if weight is None else w * weight.to(w.dtype)[:, None]
-        pos, neg = split_pos_neg(grad, target, elem_w, self.num_classes)
-        self.grad_stats.update(pos, neg)
+        return split_pos_neg(grad, target, elem_w, self.num_classes)

@@ -43,16 +43,15 @@ magnitude); the authors' public code adds the ratio ``pos_j / neg_j`` to
 Statistics update only in training mode, as for
 :class:`~longtail_plugin.models.losses.EqualizationLossV2`.
 """
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet.registry import MODELS
-from ...utils.grad_stats import GradientStatistics, split_pos_neg
-from .utils import reduction_scale, upcast, weighted_reduce
+from ...utils.grad_stats import split_pos_neg
+from .base_cls_loss import BaseClassificationLoss
 
 __all__ = ['SoftmaxEqualizationLoss']
 
@@ -60,7 +59,7 @@ _INDICATORS = ('pos', 'neg', 'pos_and_neg')
 
 
 @MODELS.register_module()
-class SoftmaxEqualizationLoss(nn.Module):
+class SoftmaxEqualizationLoss(BaseClassificationLoss):
     """Softmax-EQL (Tan et al., TPAMI 2023).
 
     Args:
@@ -73,6 +72,12 @@ class SoftmaxEqualizationLoss(nn.Module):
         loss_weight: weight of the loss.
     """
 
+    use_sigmoid = False
+    # in a bbox head: C classes + background, the stock softmax layout (the
+    # head asks through get_cls_channels, which checks its num_classes)
+    num_extra_channels = 1
+    accepts_extra_column = True  # outside a head also [N, C] (classifier)
+
     def __init__(self,
                  num_classes: int,
                  indicator: str = 'pos',
@@ -81,26 +86,27 @@ class SoftmaxEqualizationLoss(nn.Module):
                  use_sigmoid: bool = False,
                  reduction: str = 'mean',
                  loss_weight: float = 1.0) -> None:
-        super().__init__()
         if indicator not in _INDICATORS:
             raise ValueError(f'SoftmaxEqualizationLoss: indicator must be '
                              f'one of {_INDICATORS}, got {indicator!r}')
-        if use_sigmoid:
-            raise ValueError('SoftmaxEqualizationLoss is a softmax loss: '
-                             'use_sigmoid must be False')
-        self.use_sigmoid = False
-        self.num_classes = int(num_classes)
+        super().__init__(num_classes, use_sigmoid, reduction, loss_weight,
+                         stats_init_ratio=1.0)
         self.indicator = indicator
         self.tau = float(tau)
         self.eps = float(eps)
-        self.reduction = reduction
-        self.loss_weight = float(loss_weight)
-        self.grad_stats = GradientStatistics(
-            self.num_classes, init_ratio=1.0, name='SoftmaxEqualizationLoss')
 
     def extra_repr(self) -> str:
         return (f'num_classes={self.num_classes}, '
                 f'indicator={self.indicator!r}, tau={self.tau}')
+
+    def get_activation(self, cls_score: Tensor) -> Tensor:
+        """The stock softmax scores (background last)."""
+        return F.softmax(cls_score, dim=-1)
+
+    def max_label(self, width: int) -> int:
+        # a plain classifier ([N, C]) has no background label
+        return self.num_classes if width > self.num_classes else \
+            self.num_classes - 1
 
     def indicator_values(self) -> Tensor:
         """The clamped indicator ``u_j`` (float32 ``[C]``)."""
@@ -113,7 +119,7 @@ class SoftmaxEqualizationLoss(nn.Module):
             u = st.pos_grad + st.neg_grad
         return u.detach().clamp(min=self.eps).to(torch.float32)
 
-    def per_class_scalars(self):
+    def per_class_scalars(self) -> Dict[str, Tensor]:
         """Per-class values for logging (see GradRatioLoggerHook)."""
         return dict(indicator=self.indicator_values())
 
@@ -130,60 +136,26 @@ class SoftmaxEqualizationLoss(nn.Module):
                                     log_u[label[rows]][:, None])
         return adj
 
-    def forward(self,
-                cls_score: Tensor,
-                label: Tensor,
-                weight: Optional[Tensor] = None,
-                avg_factor: Optional[float] = None,
-                reduction_override: Optional[str] = None) -> Tensor:
-        """Softmax-EQL loss; updates the statistics in training mode.
+    def _adjusted(self, logits: Tensor, label: Tensor) -> Tensor:
+        adj = self.logit_adjustment(label, logits.size(1))
+        return logits + adj.to(logits.dtype)
 
-        Args:
-            cls_score: ``[N, C]`` or ``[N, C+1]`` (background last) logits.
-            label: ``[N]`` integer labels.
-            weight: optional ``[N]`` sample (label) weights.
-            avg_factor: normaliser for 'mean'.
-            reduction_override: 'none' | 'mean' | 'sum'.
-        """
-        assert reduction_override in (None, 'none', 'mean', 'sum')
-        reduction = reduction_override or self.reduction
-        k = cls_score.size(-1)
-        if k not in (self.num_classes, self.num_classes + 1):
-            raise ValueError(
-                f'SoftmaxEqualizationLoss: cls_score has {k} columns, '
-                f'expected num_classes={self.num_classes} (classification) '
-                f'or {self.num_classes + 1} (with a background column)')
-        n = cls_score.size(0)
-        label = label.long()
-        if n == 0:
-            if self.training:
-                zeros = cls_score.new_zeros(self.num_classes,
-                                            dtype=torch.float64)
-                self.grad_stats.update(zeros, zeros)
-            if reduction == 'none':
-                return cls_score.sum(dim=-1) * 0.0
-            return cls_score.sum() * 0.0
-        logits = upcast(cls_score)
-        logits = logits + self.logit_adjustment(label, k).to(logits.dtype)
-        ce = F.cross_entropy(logits, label, reduction='none')
-        loss = self.loss_weight * weighted_reduce(ce, weight, reduction,
-                                                  avg_factor)
-        if self.training:
-            self._collect(logits, label, weight,
-                          reduction_scale(n, reduction, avg_factor))
-        return loss
+    def loss_per_sample(self, logits: Tensor, label: Tensor) -> Tensor:
+        """``CE(z', y)`` with the adjusted logits ``z'``."""
+        return F.cross_entropy(
+            self._adjusted(logits, label), label, reduction='none')
 
-    @torch.no_grad()
-    def _collect(self, logits: Tensor, label: Tensor, weight: Optional[Tensor],
-                 scale: float) -> None:
+    def statistics_step(self, logits: Tensor, label: Tensor,
+                        weight: Optional[Tensor],
+                        scale: float) -> Tuple[Tensor, Tensor]:
+        """``|dL/dz_ij| = scale * w_i * |softmax(z'_i)_j - y_ij|``."""
         # d CE / d z = softmax(z') - onehot  (the shift is a constant)
-        grad = logits.detach().softmax(dim=-1)
+        grad = self._adjusted(logits, label).softmax(dim=-1)
         grad[torch.arange(label.numel(), device=label.device), label] -= 1.0
         s = torch.full((label.numel(), ),
-                       self.loss_weight * scale,
+                       scale,
                        dtype=torch.float64,
                        device=logits.device)
         if weight is not None:
             s = s * weight.detach().to(torch.float64)
-        pos, neg = split_pos_neg(grad, label, s, self.num_classes)
-        self.grad_stats.update(pos, neg)
+        return split_pos_neg(grad, label, s, self.num_classes)

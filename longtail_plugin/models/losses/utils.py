@@ -1,57 +1,61 @@
-"""Helpers shared by the plugin's classification losses.
+"""The reduction rule and small helpers shared by the plugin's losses.
 
-MMDetection's own ``weight_reduce_loss`` lives in ``mmdet.models.losses``,
-whose import pulls in every mmdet model; these small equivalents keep the
-losses importable on their own and add the derivative of the reduction,
-which losses that compute their own gradients (statistics) need.
+One reduction / ``avg_factor`` rule for every loss: MMDetection's
+``weight_reduce_loss`` (``mean`` with ``avg_factor`` is
+``sum(loss * weight) / (avg_factor + eps)``, without it the plain mean;
+``sum`` with ``avg_factor`` is an error), plus its derivative
+:func:`reduction_scale`, which losses that compute their own gradients for
+statistics (EQL v2, Softmax-EQL, EFL) need.
 """
 from typing import Optional
 
 import torch
 from torch import Tensor
 
+from mmdet.models.losses.utils import weight_reduce_loss
+
 __all__ = [
-    'weighted_reduce', 'reduction_scale', 'upcast', 'top1_accuracy',
-    'check_head_num_classes'
+    'REDUCTIONS', 'weighted_reduce', 'reduction_scale', 'upcast',
+    'top1_accuracy'
 ]
+
+REDUCTIONS = ('none', 'mean', 'sum')
+
+
+def _check_reduction(reduction: str, avg_factor: Optional[float]) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f'unknown reduction {reduction!r} '
+                         f'(valid: {", ".join(REDUCTIONS)})')
+    if reduction == 'sum' and avg_factor is not None:
+        raise ValueError('avg_factor can not be used with reduction="sum"')
 
 
 def weighted_reduce(loss: Tensor,
                     weight: Optional[Tensor] = None,
                     reduction: str = 'mean',
                     avg_factor: Optional[float] = None) -> Tensor:
-    """Weight and reduce an element-wise loss like MMDetection's losses.
-
-    ``mean`` with ``avg_factor`` gives ``sum(loss * weight) / avg_factor``;
-    without it the plain mean; ``sum`` with ``avg_factor`` is an error.
-    """
+    """MMDetection's ``weight_reduce_loss`` with ``weight`` cast to the
+    loss's dtype and broadcast over its trailing dimensions."""
+    _check_reduction(reduction, avg_factor)
     if weight is not None:
         weight = weight.to(loss.dtype)
         if weight.dim() < loss.dim():
             weight = weight.reshape(weight.shape + (1, ) *
                                     (loss.dim() - weight.dim()))
-        loss = loss * weight
-    if reduction not in ('none', 'mean', 'sum'):
-        raise ValueError(f'unknown reduction {reduction!r}')
-    if avg_factor is None:
-        if reduction == 'mean':
-            return loss.mean()
-        return loss.sum() if reduction == 'sum' else loss
-    if reduction == 'mean':
-        return loss.sum() / (avg_factor + torch.finfo(torch.float32).eps)
-    if reduction == 'sum':
-        raise ValueError('avg_factor can not be used with reduction="sum"')
-    return loss
+    return weight_reduce_loss(loss, weight, reduction, avg_factor)
 
 
-def reduction_scale(num: int,
-                    reduction: str,
-                    avg_factor: Optional[float] = None) -> float:
-    """d(reduced loss) / d(one sample's loss) for :func:`weighted_reduce`."""
+def reduction_scale(reduction: str,
+                    avg_factor: Optional[float] = None,
+                    num: int = 1) -> float:
+    """``d(reduced loss) / d(one element's loss)`` for
+    :func:`weighted_reduce` of ``num`` elements (before the label weight).
+    """
+    _check_reduction(reduction, avg_factor)
     if reduction == 'mean':
         if avg_factor is not None:
-            return 1.0 / (avg_factor + torch.finfo(torch.float32).eps)
-        return 1.0 / max(num, 1)
+            return 1.0 / (float(avg_factor) + torch.finfo(torch.float32).eps)
+        return 1.0 / max(int(num), 1)
     return 1.0
 
 
@@ -68,12 +72,3 @@ def top1_accuracy(score: Tensor, labels: Tensor) -> Tensor:
         return score.new_tensor(0.)
     correct = (score.detach().argmax(dim=-1) == labels).float().sum()
     return correct * (100.0 / labels.numel())
-
-
-def check_head_num_classes(owner: str, loss_classes: int,
-                           head_classes: int) -> None:
-    """Clear error when a loss and its head disagree on ``num_classes``."""
-    if head_classes != loss_classes:
-        raise ValueError(
-            f'{owner}: num_classes={loss_classes} but the head has '
-            f'num_classes={head_classes}')

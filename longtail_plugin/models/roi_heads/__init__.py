@@ -1,8 +1,5 @@
-__all__ = []
+"""RoI heads. One package per multi-module method (see its docstring)."""
+from .refine_mask import *  # noqa: F401,F403
+from .refine_mask import __all__ as _refine_mask_all
 
-from .mask_heads import *  # noqa: E402,F401,F403
-from .mask_heads import __all__ as _mask_heads_all  # noqa: E402
-from .refine_mask_roi_head import (RefineMaskCascadeRoIHead,  # noqa: E402
-                                   RefineMaskRoIHead)
-
-__all__ += _mask_heads_all + ['RefineMaskRoIHead', 'RefineMaskCascadeRoIHead']
+__all__ = list(_refine_mask_all)

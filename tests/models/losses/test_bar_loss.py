@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from longtail_plugin.models.losses import BARCrossEntropyLoss
 from longtail_plugin.models.losses.bar_loss import bar_cross_entropy
-from longtail_plugin.utils.boundary import boundary_band, upsample_band
+from longtail_plugin.models.roi_heads.refine_mask import (boundary_band,
+                                                        upsample_band)
 
 
 def _square(n=10, lo=2, hi=8):

@@ -413,7 +413,7 @@ def test_autocast_bf16_cpu():
     c = 7
     lin = nn.Linear(16, c)
     feats = torch.randn(64, 16)
-    labels = torch.randint(0, c + 4, (64, ))
+    labels = torch.randint(0, c + 1, (64, ))
     lbf = EqualizedFocalLoss(num_classes=c).train()
     with torch.autocast('cpu', dtype=torch.bfloat16):
         pred = lin(feats)
@@ -636,10 +636,163 @@ def test_two_process_gloo_matches_single_process(tmp_path):
 
 
 def test_loss_benchmark_smoke():
-    from longtail_plugin.utils.loss_benchmark import format_table, run_case
-    results = [run_case(m, 64, 12, reps=1) for m in ('bce', 'efl')]
-    results.append(dict(method='focal_mmcv', n=64, c=12, error='CUDA only'))
-    for r in results[:2]:
-        assert 'error' not in r and r['median_s'] > 0
+    from longtail_benchmark.loss_benchmark import (format_table,
+                                                   resolve_threads, run_case,
+                                                   summarize)
+    results = []
+    for rnd in range(2):
+        for m in ('bce', 'efl'):
+            r = run_case(m, 64, 12, reps=1, threads=1)
+            assert 'error' not in r and r['median_s'] > 0, r
+            results.append(dict(r, round=rnd))
+    results.append(dict(method='efl_fused', n=64, c=12, threads=1, round=0,
+                        error='CUDA only'))
+    rows = {r['method']: r for r in summarize(results)}
+    ratios = [e['median_s'] / b['median_s'] for e, b in
+              zip(results[1:4:2], results[0:4:2])]
+    assert rows['efl']['ratios'] == ratios
+    assert rows['efl']['time_ratio'] == pytest.approx(sum(ratios) / 2)
     table = format_table(results)
-    assert '| 64 x 12 | efl |' in table and 'n/a (CUDA only)' in table
+    assert '| 64 x 12 | 1 | efl |' in table
+    assert '| 64 x 12 | 1 | efl_fused | n/a (CUDA only)' in table
+    assert resolve_threads([1, '1', 2])[:2] == [1, 2]
+
+
+# ---------------------------------------------------------------------------
+# the iteration's end without a runner, CPU threads, checks
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def no_runner_hub():
+    """A message hub without an 'iter' (as in a plain PyTorch loop)."""
+    from mmengine.logging import MessageHub
+    name = f'test_efl_plain_{uuid.uuid4().hex}'
+    hub = MessageHub.get_instance(name)
+    assert hub.get_info('iter') is None
+    yield hub
+    MessageHub._instance_dict.pop(name, None)
+
+
+def test_plain_pytorch_loop_keeps_every_iteration(no_runner_hub):
+    """No runner and no flush hook: each iteration's sums reach the
+    statistics at the first call after its backward pass (before this
+    rule they stayed pending forever); the levels of one iteration share
+    the factors."""
+    gen = torch.Generator().manual_seed(21)
+    c = 5
+    loss = EqualizedFocalLoss(num_classes=c).train()
+    expected_pos = torch.zeros(c, dtype=torch.float64)
+    expected_neg = torch.zeros(c, dtype=torch.float64)
+    for it in range(3):
+        levels = [make_level(n, c, gen) for n in (14, 6)]
+        leaves = [p.clone().requires_grad_() for p, _, _ in levels]
+        factors = []
+        total = 0
+        for x, (_, labels, w) in zip(leaves, levels):
+            total = total + loss(x, labels, w, avg_factor=3.0)
+            factors.append(loss.focusing_factors()[0])
+        assert torch.equal(factors[0], factors[1])
+        # the previous iterations are in the statistics now
+        assert int(loss.grad_stats.num_updates) == it
+        torch.testing.assert_close(loss.grad_stats.pos_grad, expected_pos,
+                                   rtol=1e-5, atol=1e-10)
+        total.backward()
+        for x, lv in zip(leaves, levels):
+            pos, neg = split_grad(x.grad, lv[1])
+            expected_pos += pos
+            expected_neg += neg
+    # the last iteration: explicitly, or warned about when saving
+    assert loss.has_pending_statistics
+    with pytest.warns(RuntimeWarning, match='pending'):
+        loss.state_dict()
+    assert loss.flush_statistics()
+    assert int(loss.grad_stats.num_updates) == 3
+    torch.testing.assert_close(loss.grad_stats.neg_grad, expected_neg,
+                               rtol=1e-5, atol=1e-10)
+
+
+def test_hook_flushes_through_public_buffer_api():
+    from longtail_plugin.utils.grad_stats_buffer import \
+        BufferedGradientStatistics
+    c = 4
+    model = nn.Sequential(nn.Identity(),
+                          EqualizedQualityFocalLoss(num_classes=c).train())
+    loss = model[1]
+    assert isinstance(loss.grad_stats, BufferedGradientStatistics)
+    x = torch.randn(6, c, requires_grad=True)
+    loss(x, (torch.tensor([0, 4, 2, 4, 4, 1]), torch.rand(6)))
+    assert loss.grad_stats.has_pending
+    pos, neg = loss.grad_stats.pending()
+    assert flush_efl_statistics(nn.Sequential(model)) == 1
+    assert torch.equal(loss.grad_stats.pos_grad, pos)
+    assert torch.equal(loss.grad_stats.neg_grad, neg)
+
+
+@pytest.mark.parametrize('reduction', ['mean', 'none'])
+@pytest.mark.parametrize('quality', [False, True])
+def test_result_does_not_depend_on_thread_count(reduction, quality):
+    """Chunks run on several Python threads; every chunk writes its own
+    rows and column sums, added in chunk order: bit-identical results."""
+    gen = torch.Generator().manual_seed(22)
+    c = 7
+    pred, labels, w = make_level(300, c, gen)
+    scores = torch.rand(300, generator=gen)
+    gam, fac = gammas(torch.rand(c, generator=gen))
+    outs = []
+    for threads in (1, 2, 3):
+        x = pred.clone().requires_grad_()
+        kw = dict(weight=w, reduction=reduction, return_stats=True,
+                  chunk_elems=4 * c, threads=threads)
+        if quality:
+            loss, pos, neg = equalized_quality_focal_loss(
+                x, (labels, scores), gam, fac, **kw)
+        else:
+            loss, pos, neg = equalized_focal_loss(x, labels, gam, fac, **kw)
+        loss.sum().backward()
+        outs.append((loss.detach(), pos, neg, x.grad))
+    for other in outs[1:]:
+        for a, b in zip(outs[0], other):
+            assert torch.equal(a, b)
+
+
+def test_worker_thread_errors_reach_the_caller():
+    from longtail_plugin.models.losses.efl_kernel import run_parallel
+    done = []
+
+    def work(k):
+        if k == 13:
+            raise KeyError('chunk 13')
+        done.append(k)
+
+    with pytest.raises(KeyError, match='chunk 13'):
+        run_parallel(work, 16, 2)
+    # the caller's group (chunks 0-7) finished; the worker's stopped at 13
+    assert sorted(done) == list(range(13))
+
+
+def test_chunk_sizes_bound_memory():
+    from longtail_plugin.models.losses.efl_kernel import (CPU_CHUNK_ELEMS,
+                                                          default_chunk_elems)
+    assert default_chunk_elems(torch.empty(20000, 1203)) == CPU_CHUNK_ELEMS
+    # GPU: an eighth of the logits' bytes in float32 elements, between 64K
+    # and 16M elements (the fixed 16M chunk was 4.5x the logits at 20k)
+    for n in (100, 20000, 80000, 2000000):
+        for dtype, frac in ((torch.float32, 8), (torch.float16, 16)):
+            t = torch.empty(n, 1203, device='meta', dtype=dtype)
+            chunk = default_chunk_elems(t)
+            assert 1 << 16 <= chunk <= 1 << 24
+            assert chunk <= max(t.numel() // frac, 1 << 16)
+            if n == 20000:
+                assert chunk == t.numel() // frac
+
+
+def test_bad_labels_and_widths_are_errors():
+    loss = EqualizedFocalLoss(num_classes=3)
+    with pytest.raises(ValueError, match=r'EqualizedFocalLoss.*\[0, 3\]'):
+        loss(torch.randn(2, 3), torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match='EqualizedFocalLoss.*integers'):
+        loss(torch.randn(2, 3), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match='EqualizedFocalLoss.*shape'):
+        loss(torch.randn(2, 4), torch.tensor([0, 1]))
+    eqfl = EqualizedQualityFocalLoss(num_classes=3)
+    with pytest.raises(ValueError, match='EqualizedQualityFocalLoss'):
+        eqfl(torch.randn(2, 3), (torch.tensor([-1, 0]), torch.rand(2)))

@@ -84,8 +84,12 @@ def test_explicit_frequency_weights_and_avg_factor():
 
 
 def test_missing_or_mismatched_frequencies(ann_file):
+    # without counts the loss waits for TrainCategoryInfoHook; training
+    # before that is a clear error
+    unbound = EqualizationLoss(num_classes=3)
+    assert unbound.needs_category_info
     with pytest.raises(ValueError, match='ann_file'):
-        EqualizationLoss(num_classes=3)
+        unbound(torch.tensor(Z), torch.tensor(Y))
     with pytest.raises(ValueError, match='num_classes'):
         EqualizationLoss(num_classes=4, ann_file=ann_file)
     with pytest.raises(ValueError, match='image_frequency'):
@@ -164,3 +168,32 @@ def test_bbox_head_integration():
     losses = head.loss(cls_score, bbox_pred, rois, torch.tensor([0, 3, 1, 2]),
                        torch.ones(4), torch.zeros(4, 4), torch.ones(4, 4))
     assert {'loss_cls', 'acc_classes', 'loss_bbox'} <= set(losses)
+
+
+def test_frequency_denominator_annotated_images(tmp_path):
+    """The authors' rule divides image counts by the annotated images.
+
+    11 images, 10 of them with an annotation; class a is in 1 image. Over
+    all images f_a = 1/11 = 0.0909 < 0.095 (tail); over annotated images
+    f_a = 1/10 = 0.1 >= 0.095 (not tail). Class b (5 images) is never tail.
+    """
+    anns = [dict(id=1, image_id=0, category_id=1)]
+    anns += [dict(id=2 + i, image_id=i, category_id=2) for i in range(5)]
+    anns += [dict(id=10 + i, image_id=i, category_id=2)
+             for i in range(5, 10)]  # images 5-9: class b again (no count)
+    data = dict(images=[dict(id=i) for i in range(11)], annotations=anns,
+                categories=[dict(id=1, name='a', image_count=1,
+                                 instance_count=1, frequency='r'),
+                            dict(id=2, name='b', image_count=5,
+                                 instance_count=10, frequency='c')])
+    path = tmp_path / 'train.json'
+    path.write_text(json.dumps(data))
+    plain = EqualizationLoss(num_classes=2, lambda_=0.095,
+                             ann_file=str(path))
+    assert plain.tail_mask.tolist() == [1.0, 0.0]
+    authors = EqualizationLoss(num_classes=2, lambda_=0.095,
+                               ann_file=str(path),
+                               frequency_denominator='annotated_images')
+    assert authors.tail_mask.tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match='frequency_denominator'):
+        EqualizationLoss(num_classes=2, frequency_denominator='anns')

@@ -142,7 +142,7 @@ def test_state_dict_roundtrip_same_next_loss(tmp_path):
 def test_load_other_class_count_is_clear_error():
     a = EqualizationLossV2(num_classes=3)
     b = EqualizationLossV2(num_classes=2)
-    with pytest.raises(ValueError, match='grad_stats.pos_grad'):
+    with pytest.raises(RuntimeError, match='grad_stats.pos_grad'):
         b.load_state_dict(a.state_dict())
 
 

@@ -12,9 +12,10 @@ from mmdet.structures import DetDataSample
 from mmdet.structures.mask import BitmapMasks, PolygonMasks
 
 import longtail_plugin  # noqa: F401  (registers the modules)
-from longtail_plugin.models.roi_heads.mask_heads.refine_mask_head import \
+from longtail_plugin.models.roi_heads.refine_mask import (boundary_band,
+                                                        merge_stage_logits)
+from longtail_plugin.models.roi_heads.refine_mask.refine_mask_head import \
     union_of_masks
-from longtail_plugin.utils.boundary import boundary_band, merge_stage_logits
 
 C = 16  # channels of the fake FPN
 NUM_CLASSES = 3
@@ -492,3 +493,42 @@ def test_simple_variant_in_roi_head():
         res = head.predict_mask(x, [s.metainfo for s in samples],
                                 _det_results())
     assert res[0].masks.shape == (2, IMG, IMG)
+
+
+def test_fusion_identity_global_term_and_semantic_in_only():
+    """The authors' faster head: the RoI mean enters the branch sum as is,
+    and the semantic features are reduced by one 1x1 conv before the
+    RoIAlign (none after)."""
+    torch.manual_seed(0)
+    mbf = MODELS.build(dict(type='MultiBranchFusion', channels=4,
+                            global_context='identity'))
+    mbf.init_weights()
+    assert mbf.global_conv is None
+    x = torch.randn(2, 4, 6, 6)
+    branch_sum = sum(b(x) for b in mbf.branches)
+    expected = mbf.merge(branch_sum + x.mean(dim=(2, 3), keepdim=True))
+    assert torch.allclose(mbf(x), expected, atol=1e-6)
+    no_global = MODELS.build(dict(type='MultiBranchFusion', channels=4))
+    no_global.load_state_dict(mbf.state_dict())
+    assert not torch.allclose(no_global(x), mbf(x))
+    with pytest.raises(ValueError, match='global_context'):
+        MODELS.build(dict(type='MultiBranchFusion', channels=4,
+                          global_context='avg'))
+
+    sfm = MODELS.build(
+        dict(type='SFMStage', in_channels=8, out_channels=6,
+             semantic_in_channels=5, num_classes=NUM_CLASSES, roi_size=14,
+             semantic_transform='in'))
+    assert sfm.semantic_out is None
+    assert sfm.semantic_in.conv.in_channels == 5
+    assert sfm.fuse_in.conv.in_channels == 8 + 8 + 2  # instance, sem, masks
+    sem = sfm.prepare_semantic(torch.randn(2, 5, 32, 32))
+    assert sem.shape[1] == 8
+    rois, labels = rois_and_labels()
+    out, _ = sfm(torch.randn(4, 8, 14, 14), sem, rois, labels,
+                 torch.rand(2, 1, 32, 32))
+    assert tuple(out.shape) == (4, 6, 28, 28)
+    with pytest.raises(ValueError, match='semantic_transform'):
+        MODELS.build(dict(type='SFMStage', in_channels=8, out_channels=6,
+                          semantic_in_channels=5, num_classes=3, roi_size=14,
+                          semantic_transform='out'))

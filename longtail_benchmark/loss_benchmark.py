@@ -11,7 +11,12 @@ forward + backward pass of
 * ``efl_naive``: Equalized Focal Loss written element-wise with autograd
   (per-class ``gamma_j`` broadcast, one-hot target),
 * ``efl``: :class:`~longtail_plugin.models.losses.EqualizedFocalLoss` in
-  training mode, statistics collection included;
+  training mode, statistics collection included, with the chunked pass
+  (``impl='chunked'``, what ``impl='auto'`` runs on CPU);
+* ``efl_fused``: the same with the fused Triton kernel (``impl='triton'``,
+  what ``impl='auto'`` runs on CUDA when Triton is installed); CUDA only
+  (on CPU Triton runs only in its interpreter, which says nothing about
+  speed), reported as not measured elsewhere;
 
 and, for two-stage RoI classifiers (``C + 1`` columns, 25% foreground RoIs):
 
@@ -20,8 +25,17 @@ and, for two-stage RoI classifiers (``C + 1`` columns, 25% foreground RoIs):
 * ``eqlv2``: :class:`~longtail_plugin.models.losses.EqualizationLossV2` in
   training mode, statistics collection included.
 
-Each case runs in a fresh Python process (so peaks do not mix): one
-measured pass for the peak memory, then ``reps`` timed passes (median).
+Each case runs in a fresh Python process (so peaks do not mix) with the
+given number of torch threads: one measured pass for the peak memory, then
+``reps`` timed passes (median). With ``rounds > 1`` the whole sequence of
+cases is repeated and each case's time is the median over the rounds of its
+round median; its ratio to the reference is the median of the per-round
+ratios (each taken between cases run one right after the other), which
+keeps the ratios meaningful on a machine shared with other jobs. By
+default (``paired``) each method's process also times its reference, the
+two alternating pass by pass, and the round's ratio is the median of the
+ratios of adjacent passes (the reference's own process gives its time and
+memory).
 Peak extra memory is what the pass adds on top of the inputs (the logits'
 gradient included): on CUDA ``torch.cuda.max_memory_allocated`` minus the
 memory allocated before; on CPU the process's peak resident set size
@@ -35,14 +49,19 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 __all__ = [
     'METHODS', 'ROI_METHODS', 'run_case', 'run_benchmark', 'format_table',
-    'naive_efl', 'rss_bytes', 'reset_peak_rss', 'peak_extra_memory'
+    'summarize', 'naive_efl', 'rss_bytes', 'reset_peak_rss',
+    'peak_extra_memory', 'resolve_threads'
 ]
 
-METHODS = ('bce', 'focal_py', 'focal_mmcv', 'efl_naive', 'efl')
+METHODS = ('bce', 'focal_py', 'focal_mmcv', 'efl_naive', 'efl', 'efl_fused')
+CUDA_ONLY = {
+    'focal_mmcv': 'the mmcv op is CUDA only',
+    'efl_fused': 'the fused Triton kernel runs on CUDA; no GPU measured here',
+}
 ROI_METHODS = ('sigmoid_ce', 'eqlv2')
 
 
@@ -172,9 +191,11 @@ def _build_step(method: str, n: int, c: int, device: str):
         def loss_fn(x):
             return naive_efl(x, onehot, gamma, factor, 0.25, weight,
                              avg_factor)
-    elif method == 'efl':
+    elif method in ('efl', 'efl_fused'):
         from longtail_plugin.models.losses.efl_loss import EqualizedFocalLoss
-        module = EqualizedFocalLoss(num_classes=c).to(device).train()
+        impl = 'chunked' if method == 'efl' else 'triton'
+        module = EqualizedFocalLoss(num_classes=c, impl=impl).to(device)
+        module.train()
         with torch.no_grad():
             module.grad_stats.pos_neg.copy_(ratio.double())
 
@@ -208,8 +229,16 @@ def _build_step(method: str, n: int, c: int, device: str):
 
 
 def run_case(method: str, n: int, c: int, device: str = 'cpu',
-             reps: int = 3, threads: Optional[int] = None) -> Dict:
-    """Measure one method at one size in this process (see module doc)."""
+             reps: int = 3, threads: Optional[int] = None,
+             ref: Optional[str] = None) -> Dict:
+    """Measure one method at one size in this process (see module doc).
+
+    With ``ref`` (e.g. ``'bce'``), the timed passes alternate with passes of
+    the reference (reference first), and ``paired_ratio`` is the median of
+    the ratios of adjacent passes: both see the same load of the machine.
+    The peak memory is the method's (measured before the reference is
+    built).
+    """
     import torch
     if threads:
         torch.set_num_threads(int(threads))
@@ -218,28 +247,39 @@ def run_case(method: str, n: int, c: int, device: str = 'cpu',
                   threads=torch.get_num_threads())
     try:
         # warm up lazy initialisation on a small problem first
-        _, small = _build_step(method, 64, c, device)
-        small()
+        for m in (method, ref) if ref else (method, ):
+            _, small = _build_step(m, 64, c, device)
+            small()
         logits, step = _build_step(method, n, c, device)
     except Exception as e:  # method not available here
         result['error'] = f'{type(e).__name__}: {e}'
         return result
     result['logits_bytes'] = logits.numel() * logits.element_size()
 
-    def sync():
+    def timed(fn) -> float:
         if cuda:
             torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - t0
 
     result.update(peak_extra_memory(step, device))
+    ref_step = _build_step(ref, n, c, device)[1] if ref else None
     times: List[float] = []
+    ref_times: List[float] = []
     for _ in range(max(1, reps)):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
+        if ref_step is not None:
+            ref_times.append(timed(ref_step))
+        times.append(timed(step))
     result['times'] = times
     result['median_s'] = statistics.median(times)
+    if ref_step is not None:
+        result['ref'] = ref
+        result['ref_times'] = ref_times
+        result['paired_ratio'] = statistics.median(
+            t / r for t, r in zip(times, ref_times))
     return result
 
 
@@ -247,7 +287,8 @@ def run_case(method: str, n: int, c: int, device: str = 'cpu',
 # the driver
 # ---------------------------------------------------------------------------
 def _run_in_subprocess(method: str, n: int, c: int, device: str, reps: int,
-                       threads: Optional[int], timeout: float) -> Dict:
+                       threads: Optional[int], timeout: float,
+                       ref: Optional[str] = None) -> Dict:
     # load this file alone: importing the package (MMDetection included)
     # costs seconds that the BCE / naive cases do not need
     code = ('import importlib.util, json, sys; '
@@ -256,12 +297,11 @@ def _run_in_subprocess(method: str, n: int, c: int, device: str, reps: int,
             'mod = importlib.util.module_from_spec(spec); '
             'spec.loader.exec_module(mod); '
             'print("@@" + json.dumps(mod.run_case(*json.loads(sys.argv[1]))))')
-    args = json.dumps([method, n, c, device, reps, threads])
-    root = os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
+    args = json.dumps([method, n, c, device, reps, threads, ref])
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
-    from longtail_plugin.utils.child_process import run_json_child
+    from longtail_benchmark.child_process import run_json_child
     out = run_json_child(
         [sys.executable, '-c', code, args, os.path.abspath(__file__)],
         '@@', timeout=timeout, env=env)
@@ -275,58 +315,150 @@ def _run_in_subprocess(method: str, n: int, c: int, device: str, reps: int,
                 ' | '.join(out.tail))
 
 
+def resolve_threads(values: Optional[Sequence[Union[int, str]]]
+                    ) -> List[int]:
+    """Thread counts to measure: ints, or ``'all'`` for every CPU this
+    process may run on; duplicates dropped, order kept. ``None``: 1, 2 and
+    all."""
+    if not values:
+        values = [1, 2, 'all']
+    try:
+        every = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        every = os.cpu_count() or 1
+    out: List[int] = []
+    for v in values:
+        t = every if str(v) == 'all' else int(v)
+        if t < 1:
+            raise ValueError(f'thread counts must be >= 1, got {v!r}')
+        if t not in out:
+            out.append(t)
+    return out
+
+
 def run_benchmark(sizes: Sequence[int],
                   num_classes: int = 1203,
                   methods: Sequence[str] = METHODS,
                   device: str = 'cpu',
                   reps: int = 3,
-                  threads: Optional[int] = None,
+                  threads: Optional[Sequence[Union[int, str]]] = None,
                   timeout: float = 300.0,
-                  progress=None) -> List[Dict]:
-    """Every (size, method) case, each in a fresh process."""
+                  progress=None,
+                  rounds: int = 1,
+                  paired: bool = True) -> List[Dict]:
+    """Every (round, threads, size, method) case, each in a fresh process;
+    the raw results (see :func:`summarize`). ``threads``: see
+    :func:`resolve_threads` (on CUDA only the first count is used).
+    ``paired``: time each method alternately with its reference in its
+    process (see :func:`run_case`)."""
+    counts = resolve_threads(threads)
+    if device.startswith('cuda'):
+        counts = counts[:1]
     results = []
-    for n in sizes:
-        for m in methods:
-            if m == 'focal_mmcv' and not device.startswith('cuda'):
-                results.append(dict(method=m, n=n, c=num_classes,
-                                    device=device, error='CUDA only'))
-                continue
-            if progress is not None:
-                progress(f'{n} x {num_classes}: {m} ...')
-            results.append(
-                _run_in_subprocess(m, int(n), int(num_classes), device,
-                                   reps, threads, timeout))
+    for rnd in range(max(1, int(rounds))):
+        for t in counts:
+            for n in sizes:
+                for m in methods:
+                    base = dict(method=m, n=int(n), c=int(num_classes),
+                                device=device, threads=t, round=rnd)
+                    if m in CUDA_ONLY and not device.startswith('cuda'):
+                        results.append(dict(base, error=CUDA_ONLY[m]))
+                        continue
+                    if progress is not None:
+                        progress(f'round {rnd + 1}/{rounds}, {t} thread(s), '
+                                 f'{n} x {num_classes}: {m} ...')
+                    ref = _ref_name(m)
+                    r = _run_in_subprocess(
+                        m, int(n), int(num_classes), device, reps, t,
+                        timeout, ref if paired and m != ref else None)
+                    r.update(threads=t, round=rnd)
+                    results.append(r)
     return results
 
 
-def format_table(results: Sequence[Dict]) -> str:
-    """Markdown table; ratios are against the reference at the same size:
-    ``bce`` for the dense losses, ``sigmoid_ce`` for the RoI losses."""
-    refs = {(r['method'], r['n'], r['c']): r for r in results
-            if r['method'] in ('bce', 'sigmoid_ce') and 'error' not in r}
-    lines = [
-        '| rows x classes | method | fwd+bwd ms (median) | time / ref '
-        '| peak extra MB | peak / logits | peak / ref |',
-        '|---|---|---:|---:|---:|---:|---:|'
-    ]
+def _ref_name(method: str) -> str:
+    return 'sigmoid_ce' if method in ROI_METHODS else 'bce'
+
+
+def summarize(results: Sequence[Dict]) -> List[Dict]:
+    """One row per (threads, size, method), in first-seen order: the
+    median over rounds of the round medians (``median_s``), the median of
+    the per-round ratios to the reference (``time_ratio``), the largest
+    peak over rounds, and ``ratios`` (one per round)."""
+    groups: Dict[tuple, List[Dict]] = {}
     for r in results:
-        size = f"{r['n']} x {r['c']}"
-        if 'error' in r:
-            lines.append(f"| {size} | {r['method']} | n/a ({r['error']}) "
-                         f'| | | | |')
+        key = (r.get('threads'), r['n'], r['c'], r['method'])
+        groups.setdefault(key, []).append(r)
+    refs = {(r.get('threads'), r['n'], r['c'], r['method'], r.get('round')):
+            r for r in results if 'error' not in r}
+    rows = []
+    for (t, n, c, m), rs in groups.items():
+        ok = [r for r in rs if 'error' not in r]
+        row = dict(method=m, n=n, c=c, threads=t, rounds=len(rs))
+        if not ok:
+            row['error'] = rs[0]['error']
+            rows.append(row)
             continue
-        ref_name = 'sigmoid_ce' if r['method'] in ROI_METHODS else 'bce'
-        ref = refs.get((ref_name, r['n'], r['c']))
+        row['median_s'] = statistics.median(r['median_s'] for r in ok)
+        row['logits_bytes'] = ok[0]['logits_bytes']
+        peaks = [r['peak_extra_bytes'] for r in ok
+                 if r.get('peak_extra_bytes') is not None]
+        if peaks:
+            row['peak_extra_bytes'] = max(peaks)
+        ratios, mem_ratios = [], []
+        for r in ok:
+            ref = refs.get((t, n, c, _ref_name(m), r.get('round')))
+            if 'paired_ratio' in r:
+                ratios.append(r['paired_ratio'])
+            elif ref is not None:
+                ratios.append(r['median_s'] / ref['median_s'])
+            if ref is None:
+                continue
+            rp = ref.get('peak_extra_bytes')
+            if rp and r.get('peak_extra_bytes') is not None:
+                mem_ratios.append(r['peak_extra_bytes'] / rp)
+        if ratios:
+            row['ratios'] = ratios
+            row['time_ratio'] = statistics.median(ratios)
+        if mem_ratios:
+            row['mem_ratio'] = max(mem_ratios)
+        rows.append(row)
+    return rows
+
+
+def format_table(results: Sequence[Dict]) -> str:
+    """Markdown table of :func:`summarize`'s rows (raw results are
+    summarized first); ratios are against the reference at the same size
+    and thread count: ``bce`` for the dense losses, ``sigmoid_ce`` for the
+    RoI losses."""
+    rows = summarize(results)
+    multi = any(r['rounds'] > 1 for r in rows)
+    lines = [
+        '| rows x classes | threads | method | fwd+bwd ms (median) '
+        '| time / ref | peak extra MB | peak / logits | peak / ref |' +
+        (' time / ref per round |' if multi else ''),
+        '|---|---:|---|---:|---:|---:|---:|---:|' + ('---|' if multi else '')
+    ]
+    for r in rows:
+        size = f"{r['n']} x {r['c']}"
+        head = f"| {size} | {r.get('threads', '')} | {r['method']} |"
+        if 'error' in r:
+            lines.append(f"{head} n/a ({r['error']}) | | | | |" +
+                         (' |' if multi else ''))
+            continue
         ms = r['median_s'] * 1e3
-        t_ratio = f"{r['median_s'] / ref['median_s']:.2f}" if ref else ''
+        t_ratio = f"{r['time_ratio']:.2f}" if 'time_ratio' in r else ''
         peak = r.get('peak_extra_bytes')
         if peak is None:
-            mem = per_logits = m_ratio = ''
+            mem = per_logits = ''
         else:
             mem = f'{peak / 2**20:.0f}'
             per_logits = f"{peak / r['logits_bytes']:.2f}"
-            rp = ref.get('peak_extra_bytes') if ref else None
-            m_ratio = f'{peak / rp:.2f}' if rp else ''
-        lines.append(f"| {size} | {r['method']} | {ms:.0f} | {t_ratio} | "
-                     f'{mem} | {per_logits} | {m_ratio} |')
+        m_ratio = f"{r['mem_ratio']:.2f}" if 'mem_ratio' in r else ''
+        line = (f'{head} {ms:.0f} | {t_ratio} | {mem} | {per_logits} | '
+                f'{m_ratio} |')
+        if multi:
+            line += ' ' + ', '.join(f'{x:.2f}'
+                                    for x in r.get('ratios', [])) + ' |'
+        lines.append(line)
     return '\n'.join(lines)

@@ -22,7 +22,7 @@ Losses (per stage ``k`` with weight ``lambda_k`` = 0.25, 0.5, 0.75, 1.0)::
 
 where ``prev_k`` is the merged prediction of the previous size (exactly what
 inference would produce there, see :func:`merge_stage_logits`) and
-``band_w`` is :func:`~longtail_plugin.utils.boundary.boundary_band`.
+``band_w`` is :func:`~.boundary.boundary_band`.
 ``L_sem`` is the mean BCE between ``semantic_pred`` and the union of the
 image's GT masks, zero-padded to the padded batch shape and resized to
 stride 4 (``>= 0.5``).
@@ -40,7 +40,7 @@ them to 112, class-agnostic last stage, stage weights 0.5, 0.75, 0.75, 1.0.
 Non-finite losses raise :class:`FloatingPointError` naming the stage
 (``check_finite=True``, default) instead of training through NaN.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -59,11 +59,26 @@ from mmdet.registry import MODELS
 from mmdet.structures.mask import BitmapMasks, PolygonMasks, mask_target
 from mmdet.utils import ConfigType, InstanceList, OptConfigType
 
-from longtail_plugin.utils.boundary import (boundary_band, merge_stage_logits,
-                                            upsample_band)
+from .boundary import boundary_band, merge_stage_logits, upsample_band
 from .sfm import SemanticFusionModule, label_conv1x1
 
 __all__ = ['RefineMaskHead', 'SimpleRefineMaskHead', 'union_of_masks']
+
+
+def _conv3x3_stack(in_channels: int, channels: int, num: int,
+                   conv_cfg: OptConfigType,
+                   norm_cfg: OptConfigType) -> ModuleList:
+    """``num`` 3x3 ``ConvModule`` (conv + ReLU), ``in_channels`` ->
+    ``channels``."""
+    return ModuleList([
+        ConvModule(
+            in_channels if i == 0 else channels,
+            channels,
+            3,
+            padding=1,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg) for i in range(num)
+    ])
 
 
 def union_of_masks(masks) -> np.ndarray:
@@ -118,8 +133,12 @@ class RefineMaskHead(BaseModule):
         dilations (Sequence[int]): Dilations of the multi-branch fusion.
         with_semantic_logits (bool): Semantic head with a 1-channel
             foreground map and its loss (paper). Default True.
-        semantic_transform (bool): 1x1 convs around the semantic RoIAlign.
-        global_context (bool): Global-average term in the fusion.
+        semantic_transform (bool | str): 1x1 convs around the semantic
+            RoIAlign (``True``), before it only (``'in'``, the authors'
+            released faster head) or none (``False``).
+        global_context (bool | str): Global-average term in the fusion:
+            ``False``, ``True`` (1x1 conv + activation of the RoI mean) or
+            ``'identity'`` (the mean added as is, the authors' faster head).
         last_stage_half_res (bool): Compute the last logits at half size and
             upsample them (faster variant). Default False.
         align_corners (bool): ``align_corners`` of the in-stage x2 upsampling.
@@ -148,8 +167,8 @@ class RefineMaskHead(BaseModule):
                  semantic_stride: int = 4,
                  dilations: Sequence[int] = (1, 3, 5),
                  with_semantic_logits: bool = True,
-                 semantic_transform: bool = True,
-                 global_context: bool = False,
+                 semantic_transform: Union[bool, str] = True,
+                 global_context: Union[bool, str] = False,
                  last_stage_half_res: bool = False,
                  align_corners: bool = True,
                  conv_cfg: OptConfigType = None,
@@ -193,24 +212,12 @@ class RefineMaskHead(BaseModule):
         self.class_agnostic = stage_num_classes[-1] == 1
         self.in_channels = in_channels
 
-        self.instance_convs = ModuleList([
-            ConvModule(
-                in_channels if i == 0 else conv_out_channels,
-                conv_out_channels,
-                3,
-                padding=1,
-                conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg) for i in range(num_convs_instance)
-        ])
-        self.semantic_convs = ModuleList([
-            ConvModule(
-                in_channels if i == 0 else semantic_channels,
-                semantic_channels,
-                3,
-                padding=1,
-                conv_cfg=conv_cfg,
-                norm_cfg=norm_cfg) for i in range(num_convs_semantic)
-        ])
+        self.instance_convs = _conv3x3_stack(in_channels, conv_out_channels,
+                                             num_convs_instance, conv_cfg,
+                                             norm_cfg)
+        self.semantic_convs = _conv3x3_stack(in_channels, semantic_channels,
+                                             num_convs_semantic, conv_cfg,
+                                             norm_cfg)
         self.semantic_logits = nn.Conv2d(
             semantic_channels, 1, 1) if with_semantic_logits else None
 
@@ -529,8 +536,12 @@ class SimpleRefineMaskHead(RefineMaskHead):
     stage computes its logits at 56 and upsamples them to 112
     (``last_stage_half_res=True``), the last output is class-agnostic and the
     stage weights are 0.5, 0.75, 0.75, 1.0. The semantic convs use 64 channels
-    by default (our choice: the authors published no details; with plain
-    RoIAlign the semantic channels are carried into every stage).
+    by default (with plain RoIAlign the semantic channels are carried into
+    every stage). The authors' released faster head (their
+    ``r50-refinemask-1x-faster-better.py``) is
+    ``semantic_channels=256, semantic_transform='in',
+    global_context='identity'``, which the real-data configs set; the
+    defaults here are the lighter design of our synthetic benchmark.
     """
 
     def __init__(self,

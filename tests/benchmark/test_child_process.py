@@ -1,7 +1,7 @@
 """run_json_child: the result line, a failing child, a timeout."""
 import sys
 
-from longtail_plugin.utils.child_process import run_json_child
+from longtail_benchmark.child_process import run_json_child
 
 
 def test_reads_the_tagged_line():

@@ -27,7 +27,7 @@ choice. The mask logits of a stage are computed with the weights of the RoI's
 label only (a gather, not a ``num_classes``-channel map), which keeps LVIS'
 1203 classes cheap at 56x56.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -101,12 +101,16 @@ def roi_align_fp32(op: RoIAlign, feat: Tensor, rois: Tensor) -> Tensor:
 class MultiBranchFusion(BaseModule):
     """Multi-branch dilated fusion.
 
-    ``y = act(conv1x1(sum_d act(conv3x3_d(x)) [+ act(conv1x1(mean_hw(x)))]))``
+    ``y = act(conv1x1(sum_d act(conv3x3_d(x)) [+ g(mean_hw(x))]))``
 
     Args:
         channels (int): Input and output channels.
         dilations (Sequence[int]): Dilations of the 3x3 branches.
-        global_context (bool): Add the global-average term (faster variant).
+        global_context (bool | str): the global-average term of the faster
+            variant: ``False`` (none), ``True`` / ``'conv'`` (``g`` = 1x1
+            conv + activation, our first design) or ``'identity'`` (``g`` =
+            identity: the RoI mean is added as is, as in the authors'
+            released faster head).
     """
 
     def __init__(self,
@@ -118,6 +122,11 @@ class MultiBranchFusion(BaseModule):
                  act_cfg: dict = dict(type='ReLU'),
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if global_context not in (False, True, 'conv', 'identity'):
+            raise ValueError(
+                f'MultiBranchFusion: global_context={global_context!r}, '
+                "expected False, True, 'conv' or 'identity'")
+        self.global_identity = global_context == 'identity'
         self.branches = ModuleList([
             ConvModule(
                 channels,
@@ -131,7 +140,7 @@ class MultiBranchFusion(BaseModule):
         ])
         self.global_conv = ConvModule(
             channels, channels, 1, conv_cfg=conv_cfg, norm_cfg=None,
-            act_cfg=act_cfg) if global_context else None
+            act_cfg=act_cfg) if global_context in (True, 'conv') else None
         self.merge = ConvModule(
             channels,
             channels,
@@ -144,7 +153,8 @@ class MultiBranchFusion(BaseModule):
         """Fan-in He init; the summed terms are scaled by ``1/sqrt(n)`` so
         that their sum keeps the input's scale."""
         super().init_weights()
-        n = len(self.branches) + (self.global_conv is not None)
+        n = len(self.branches) + (self.global_conv is not None
+                                  or self.global_identity)
         _kaiming_fan_in(list(self.branches) + [self.global_conv],
                         scale=n**-0.5)
         _kaiming_fan_in([self.merge])
@@ -155,6 +165,8 @@ class MultiBranchFusion(BaseModule):
             out = out + branch(x)
         if self.global_conv is not None and x.size(0) > 0:
             out = out + self.global_conv(x.mean(dim=(2, 3), keepdim=True))
+        elif self.global_identity and x.size(0) > 0:
+            out = out + x.mean(dim=(2, 3), keepdim=True)
         return self.merge(out)
 
 
@@ -173,9 +185,11 @@ class SemanticFusionModule(BaseModule):
         roi_size (int): Input RoI size ``s``.
         semantic_stride (int): Stride of the semantic features. Defaults to 4.
         dilations (Sequence[int]): Dilations of the multi-branch fusion.
-        semantic_transform (bool): Paper version: 1x1 conv before and after
-            the RoIAlign of the semantic features (reducing them to
-            ``in_channels``). ``False``: plain RoIAlign (faster variant).
+        semantic_transform (bool | str): ``True`` (paper version): 1x1 conv
+            before and after the RoIAlign of the semantic features (reducing
+            them to ``in_channels``). ``'in'``: the 1x1 conv before the
+            RoIAlign only (the authors' released faster head). ``False``:
+            plain RoIAlign.
         with_semantic_mask (bool): Use the RoIAligned semantic foreground
             probability (paper). Defaults to True.
         global_context (bool): Global-average term in the fusion.
@@ -191,7 +205,7 @@ class SemanticFusionModule(BaseModule):
                  roi_size: int,
                  semantic_stride: int = 4,
                  dilations: Sequence[int] = (1, 3, 5),
-                 semantic_transform: bool = True,
+                 semantic_transform: Union[bool, str] = True,
                  with_semantic_mask: bool = True,
                  global_context: bool = False,
                  upsample: bool = True,
@@ -205,6 +219,10 @@ class SemanticFusionModule(BaseModule):
         self.out_channels = out_channels
         self.num_classes = num_classes
         self.roi_size = roi_size
+        if semantic_transform not in (False, True, 'in'):
+            raise ValueError(
+                'SemanticFusionModule: semantic_transform='
+                f"{semantic_transform!r}, expected True, False or 'in'")
         self.semantic_transform = semantic_transform
         self.with_semantic_mask = with_semantic_mask
         self.upsample = upsample
@@ -219,8 +237,9 @@ class SemanticFusionModule(BaseModule):
         if semantic_transform:
             self.semantic_in = ConvModule(semantic_in_channels, in_channels,
                                           1, **conv_kw)
-            self.semantic_out = ConvModule(in_channels, in_channels, 1,
-                                           **conv_kw)
+            self.semantic_out = ConvModule(
+                in_channels, in_channels, 1,
+                **conv_kw) if semantic_transform is True else None
             sem_channels = in_channels
         else:
             self.semantic_in = self.semantic_out = None

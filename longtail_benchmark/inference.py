@@ -166,7 +166,7 @@ def _memory_worker(config: str, checkpoint: Optional[str], device: str,
                    cfg_options: Optional[dict] = None) -> Dict:
     from mmdet.apis import inference_detector
 
-    from ..utils.loss_benchmark import peak_extra_memory
+    from .loss_benchmark import peak_extra_memory
     images = load_images(paths, image_size)
     model = load_detector(config, checkpoint, device, cfg_options)
     inference_detector(model, images[0])  # lazy initialisation
@@ -190,9 +190,9 @@ def peak_memory(config: str,
     (resized to ``image_size`` when given, see :func:`load_images`), in a
     fresh process (see the module docstring)."""
     code = ('import json, sys; '
-            'from longtail_plugin.benchmark.inference import _memory_worker; '
+            'from longtail_benchmark.inference import _memory_worker; '
             'print("@@" + json.dumps(_memory_worker(*json.loads(sys.argv[1]))))')
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    root = osp.dirname(osp.dirname(osp.abspath(__file__)))
     env = dict(os.environ)
     env['PYTHONPATH'] = root + os.pathsep + env.get('PYTHONPATH', '')
     if threads:
@@ -203,7 +203,7 @@ def peak_memory(config: str,
         list(image_size) if image_size else None,
         dict(cfg_options or {})
     ])
-    from ..utils.child_process import run_json_child
+    from .child_process import run_json_child
     out = run_json_child([sys.executable, '-c', code, args], '@@',
                          timeout=timeout, env=env)
     if out.timed_out:

@@ -22,7 +22,7 @@ from mmengine.config import Config
 __all__ = [
     'RunSpec', 'RunResult', 'mmdet_tool', 'prepare_config', 'run_training',
     'read_metrics', 'run_name', 'boundary_metrics', 'predict_checkpoint',
-    'data_roots'
+    'data_roots', 'synthetic_set_args', 'prepare_data'
 ]
 
 DEFAULT_DATA_ROOT = 'data/synthetic_lvis/'
@@ -116,6 +116,29 @@ def prepare_config(config: str,
     return out
 
 
+def synthetic_set_args(cfg: Config) -> Optional[Dict[str, Any]]:
+    """Generator arguments of the synthetic set a config trains on, or None.
+
+    A config names a synthetic set by defining ``synthetic_lvis`` (the
+    generator's keyword arguments, e.g. ``dict(head_instances=3.0)``; an
+    empty dict is the default set) or by keeping the default synthetic root
+    ``data/synthetic_lvis/`` of ``configs/_base_/``. Any other config (a real
+    LVIS ``data/lvis_v1/``, a user's own data) names no set: None.
+    """
+    gen = cfg.get('synthetic_lvis', None)
+    if gen is not None:
+        if not isinstance(gen, dict):
+            raise TypeError(
+                f'{cfg.filename}: synthetic_lvis must be a dict of generator '
+                f'arguments, not {type(gen).__name__}')
+        return dict(gen)
+    root = cfg.get('data_root', None)
+    if isinstance(root, str) and (osp.normpath(root) == osp.normpath(
+            DEFAULT_DATA_ROOT)):
+        return {}
+    return None
+
+
 def data_roots(configs: Sequence[str],
                override: Optional[str] = None
                ) -> Dict[str, Tuple[str, Tuple[Tuple[str, Any], ...]]]:
@@ -125,12 +148,29 @@ def data_roots(configs: Sequence[str],
     default set, the generator arguments in ``synthetic_lvis`` (e.g.
     ``dict(head_instances=3.0)``). ``override`` (``--data-root``) puts every
     config on that one root, which must then not need two different sets.
+
+    Raises:
+        ValueError: naming the config when it names no synthetic set (see
+            :func:`synthetic_set_args`; e.g. a real-LVIS config, whose
+            ``data_root`` must never be handed to the generator), or when
+            ``override`` would need two different sets.
     """
     out = {}
     for c in configs:
-        cfg = Config.fromfile(c)
+        with _CONFIG_LOCK:
+            cfg = Config.fromfile(c)
+        gen_args = synthetic_set_args(cfg)
+        if gen_args is None:
+            raise ValueError(
+                f'{c} names no synthetic set (no `synthetic_lvis` in the '
+                f"config and data_root {cfg.get('data_root', None)!r} is not "
+                f'{DEFAULT_DATA_ROOT!r}): the benchmark runner generates '
+                'only synthetic sets and never writes into a real data '
+                'folder. Train it with MMDetection\'s tools/train.py, or '
+                'add `synthetic_lvis = dict()` to a config meant for the '
+                'synthetic benchmark')
         root = override or cfg.get('data_root', DEFAULT_DATA_ROOT)
-        gen = tuple(sorted((cfg.get('synthetic_lvis', None) or {}).items()))
+        gen = tuple(sorted(gen_args.items()))
         out[c] = (root.rstrip('/'), gen)
     by_root: Dict[str, tuple] = {}
     for c, (root, gen) in out.items():
@@ -142,6 +182,32 @@ def data_roots(configs: Sequence[str],
                 f'but would both use {root}: drop --data-root or run them '
                 'separately')
     return out
+
+
+def prepare_data(configs: Sequence[str],
+                 data_root: Optional[str] = None,
+                 seed: int = 0,
+                 num_classes: int = 100,
+                 progress: Optional[Callable[[str], None]] = print
+                 ) -> Dict[str, Tuple[str, Tuple[Tuple[str, Any], ...]]]:
+    """Make sure the synthetic set of every config exists; return
+    :func:`data_roots`.
+
+    Every config must name a synthetic set (checked for all of them before
+    anything is generated). Each set is reused when it was generated with
+    these arguments and regenerated otherwise; the generator writes only into
+    a folder that is empty, missing or one it made itself (see
+    :func:`longtail_benchmark.synthetic.check_output_folder`), so a real data
+    folder is refused before any file in it is touched.
+    """
+    from .synthetic import ensure_synthetic_lvis
+    roots = data_roots(configs, data_root)
+    for root, gen_args in sorted(set(roots.values())):
+        if progress is not None:
+            progress(f'data: {root} {dict(gen_args)} (generated if missing)')
+        ensure_synthetic_lvis(root, seed=seed, num_classes=num_classes,
+                              **dict(gen_args))
+    return roots
 
 
 def read_metrics(work_dir: str) -> Dict[str, float]:

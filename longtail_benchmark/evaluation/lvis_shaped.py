@@ -1,18 +1,16 @@
-"""Synthetic LVIS-format ground truth and detections for evaluation tests.
-
-Two generators, both deterministic for a seed:
+"""LVIS-shaped ground truth and detections, deterministic for a seed.
 
 * :func:`lvis_scale_case`: the shape of an LVIS v1 val evaluation (1,203
   categories in LVIS's rare/common/frequent proportions, about 12 instances
   of about 3 categories per image, federated ``neg_category_ids`` and
-  ``not_exhaustive_category_ids``, 300 detections per image of which some
-  are near a ground truth and most are of categories the image does not
-  label), for timing the backends (``tools/benchmark_eval.py``).
-* :func:`adversarial_case`: small cases built to hit every rule of the LVIS
-  protocol at once (categories with no detection or no ground truth,
-  negative and not-exhaustive categories, tied scores, more detections per
-  image than the cap, empty images, instances in every area range), for
-  the parity tests.
+  ``not_exhaustive_category_ids``), for timing the evaluation
+  (``tools/benchmark_eval.py``) and for the parity tests.
+* :func:`detections_from_gt`: LVIS/COCO result dicts for such a ground
+  truth (some near a ground-truth object, most of categories the image
+  does not label).
+* :func:`mmdet_predictions`: the same kind of detections as MMDetection's
+  ``pred_instances`` arrays, generated per image with numpy (fast enough
+  for 20k images x 300 detections), for the end-to-end metric benchmark.
 
 Masks are polygons rasterised with pycocotools (ground truth) and
 compressed RLE (detections), as in an LVIS results file.
@@ -23,15 +21,15 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-__all__ = ['lvis_scale_case', 'adversarial_case', 'detections_from_gt',
-           'LVIS_V1_GROUP_SIZES']
-
-#: Number of rare, common and frequent categories of LVIS v1.
-LVIS_V1_GROUP_SIZES = (337, 461, 405)
+__all__ = ['lvis_scale_case', 'detections_from_gt', 'mmdet_predictions',
+           'gt_annotation']
 
 
 def _categories(num: int, rng: np.random.Generator) -> List[dict]:
-    sizes = np.array(LVIS_V1_GROUP_SIZES, float)
+    # the generator's r/c/f proportions (one definition; imported here
+    # because it loads the plugin, which the timing children avoid)
+    from longtail_benchmark.synthetic.planning import LVIS_GROUP_PROPORTIONS
+    sizes = np.array(LVIS_GROUP_PROPORTIONS, float)
     counts = np.floor(sizes / sizes.sum() * num).astype(int)
     counts[2] += num - counts.sum()
     freqs = ['r'] * counts[0] + ['c'] * counts[1] + ['f'] * counts[2]
@@ -75,7 +73,7 @@ def _random_box(rng: np.random.Generator, h: int, w: int,
     return [float(x), float(y), float(bw), float(bh)]
 
 
-def _gt_annotation(rng: np.random.Generator, ann_id: int, img_id: int,
+def gt_annotation(rng: np.random.Generator, ann_id: int, img_id: int,
                    cat_id: int, h: int, w: int,
                    scale: Tuple[float, float]) -> dict:
     import pycocotools.mask as mask_utils
@@ -204,7 +202,7 @@ def lvis_scale_case(num_images: int,
         for c in labels:
             scale = [(0.03, 0.08), (0.08, 0.25), (0.25, 0.6)][
                 rng.integers(3)]
-            anns.append(_gt_annotation(rng, ann_id, img_id, c, h, w, scale))
+            anns.append(gt_annotation(rng, ann_id, img_id, c, h, w, scale))
             ann_id += 1
         absent = np.setdiff1d(cat_ids, present)
         neg = rng.choice(absent, size=num_neg_per_image, replace=False)
@@ -219,86 +217,99 @@ def lvis_scale_case(num_images: int,
                 categories=cats)
 
 
-def adversarial_case(seed: int = 0,
-                     num_images: int = 24,
-                     num_categories: int = 12,
-                     image_size: Tuple[int, int] = (96, 128),
-                     crowded_dets: int = 340) -> Tuple[Dict[str, Any],
-                                                       List[dict]]:
-    """Ground truth and detections that exercise every LVIS rule.
+def _star_polygons(rng: np.random.Generator, boxes: np.ndarray,
+                   n: int = 10) -> np.ndarray:
+    """``(K, 2n)`` star-shaped polygons inside ``(K, 4)`` xywh boxes."""
+    k = len(boxes)
+    ang = np.sort(rng.uniform(0, 2 * np.pi, (k, n)), axis=1)
+    r = rng.uniform(0.55, 1.0, (k, n))
+    x, y, w, h = boxes.T[:, :, None]
+    px = x + w / 2 + w / 2 * r * np.cos(ang)
+    py = y + h / 2 + h / 2 * r * np.sin(ang)
+    return np.round(np.stack([px, py], 2).reshape(k, 2 * n), 2)
 
-    Built in: a category with ground truth but no detection; a category with
-    detections but no ground truth anywhere (AP NaN); images with no ground
-    truth (one with no detection either, one with detections of its
-    negative categories only); negative and not-exhaustive categories with
-    unmatched detections; scores rounded to two decimals (many ties, also
-    at the per-image cut); ``crowded_dets`` (> 300) detections on two
-    images; instances in all three area ranges; duplicate detections of one
-    object.
+
+def _random_boxes(rng: np.random.Generator, k: int, h: int, w: int,
+                  scale: Tuple[float, float]) -> np.ndarray:
+    s = min(h, w)
+    bw = np.minimum(rng.uniform(*scale, k) * s * rng.uniform(0.6, 1.6, k),
+                    w - 1)
+    bh = np.minimum(rng.uniform(*scale, k) * s * rng.uniform(0.6, 1.6, k),
+                    h - 1)
+    x = rng.uniform(0, 1, k) * (w - bw)
+    y = rng.uniform(0, 1, k) * (h - bh)
+    return np.stack([x, y, bw, bh], 1)
+
+
+def mmdet_predictions(gt: Dict[str, Any],
+                      dets_per_image: int = 300,
+                      seed: int = 0,
+                      with_masks: bool = True,
+                      near_gt: float = 0.3,
+                      on_negative: float = 0.2) -> List[Dict[str, Any]]:
+    """Per-image predictions as MMDetection's ``pred_instances`` hold them.
+
+    The recipe of :func:`detections_from_gt` with numpy per image: a
+    fraction ``near_gt`` perturbs a ground-truth box of the image (its
+    category 80% of the time, its outline moved onto the new box as the
+    mask), ``on_negative`` is on a negative category, the rest random.
 
     Returns:
-        ``(gt, results)``.
+        One dict per image of ``gt['images']``: ``img_id``, ``bboxes``
+        ``(K, 4)`` float32 ``xyxy``, ``scores`` float32, ``labels`` int64
+        (index of the category id in ascending order) and, with
+        ``with_masks``, ``masks``: K compressed RLE dicts (``counts``
+        bytes), as ``mmdet.structures.mask.encode_mask_results`` gives.
     """
-    rng = np.random.default_rng(seed)
-    h, w = image_size
-    cats = [dict(id=i + 1, name=f'adv_{i + 1}', synset=f'adv_{i + 1}.n.01',
-                 frequency='rcf'[i % 3], image_count=[3, 30, 300][i % 3],
-                 instance_count=[3, 30, 300][i % 3])
-            for i in range(num_categories)]
-    no_det_cat = num_categories          # GT, never detected
-    no_gt_cat = num_categories - 1       # detected, never annotated
-    gt_cats = np.arange(1, num_categories - 1)  # excludes no_gt_cat
-    images, anns = [], []
-    ann_id = 1
-    for img_id in range(1, num_images + 1):
-        empty = img_id in (1, 2)
-        present = [] if empty else list(rng.choice(
-            gt_cats, size=rng.integers(1, 4), replace=False))
-        if img_id == 3:
-            present.append(no_det_cat)
-        for c in present:
-            for _ in range(rng.integers(1, 4)):
-                scale = [(0.04, 0.1), (0.15, 0.3), (0.5, 0.8)][
-                    rng.integers(3)]
-                anns.append(
-                    _gt_annotation(rng, ann_id, img_id, c, h, w, scale))
-                ann_id += 1
-        absent = [c for c in range(1, num_categories + 1)
-                  if c not in present]
-        neg = sorted(int(c) for c in rng.choice(absent, 3, replace=False))
-        if img_id % 4 == 0:
-            neg = sorted(set(neg) | {no_gt_cat})
-        nel = [int(present[0])] if present and img_id % 3 == 0 else []
-        images.append(dict(id=img_id, width=w, height=h,
-                           file_name=f'{img_id}.jpg',
-                           neg_category_ids=neg,
-                           not_exhaustive_category_ids=nel))
-    gt = dict(info={}, licenses=[], images=images, annotations=anns,
-              categories=cats)
-    dets = detections_from_gt(gt, dets_per_image=40, seed=seed + 1,
-                              near_gt=0.5, on_negative=0.3,
-                              score_decimals=2)
-    dets = [d for d in dets
-            if d['image_id'] != 1 and d['category_id'] != no_det_cat]
-    # image 2: no ground truth, detections of its negative categories only
-    dets = [d for d in dets if d['image_id'] != 2 or d['category_id']
-            in images[1]['neg_category_ids']]
-    # two crowded images over the per-image cap, with tied scores at the cut
-    crowd_gt = dict(gt, images=[images[4], images[5]])
-    dets += detections_from_gt(crowd_gt, dets_per_image=crowded_dets,
-                               seed=seed + 2, near_gt=0.4, on_negative=0.3,
-                               score_decimals=1)
-    # duplicates of one ground truth, same score
-    a = next(a for a in anns if a['category_id'] != no_det_cat)
     import pycocotools.mask as mask_utils
-    rle = mask_utils.frPyObjects(a['segmentation'], h, w)
-    rle = mask_utils.merge(rle)
-    rle['counts'] = rle['counts'].decode()
-    for _ in range(3):
-        dets.append(dict(image_id=a['image_id'],
-                         category_id=a['category_id'],
-                         bbox=list(a['bbox']), score=0.5,
-                         segmentation=dict(rle)))
-    dets = [d for d in dets if d['category_id'] != no_det_cat]
-    order = rng.permutation(len(dets))
-    return gt, [dets[i] for i in order]
+    rng = np.random.default_rng(seed)
+    cat_ids = np.array(sorted(c['id'] for c in gt['categories']))
+    label_of = {int(c): i for i, c in enumerate(cat_ids)}
+    by_img: Dict[int, List[dict]] = {}
+    for a in gt['annotations']:
+        by_img.setdefault(a['image_id'], []).append(a)
+    out = []
+    k = dets_per_image
+    for im in gt['images']:
+        h, w = im['height'], im['width']
+        anns = by_img.get(im['id'], [])
+        neg = np.asarray(im.get('neg_category_ids', []), np.int64)
+        kinds = rng.random(k)
+        boxes = _random_boxes(rng, k, h, w, (0.05, 0.4))
+        cats = rng.choice(cat_ids, k)
+        near = kinds < near_gt if anns else np.zeros(k, bool)
+        on_neg = ~near & (kinds < near_gt + on_negative) & (len(neg) > 0)
+        if len(neg):
+            cats[on_neg] = rng.choice(neg, int(on_neg.sum()))
+        polys = _star_polygons(rng, boxes) if with_masks else None
+        idx = np.flatnonzero(near)
+        if len(idx):
+            src = rng.integers(len(anns), size=len(idx))
+            gtb = np.array([anns[j]['bbox'] for j in src], float)
+            jit = rng.normal(0, 0.08, (len(idx), 2))
+            sc = np.exp(rng.normal(0, 0.12, (len(idx), 2)))
+            wh = np.maximum(gtb[:, 2:] * sc, 1.0)
+            xy = np.clip(gtb[:, :2] + jit * gtb[:, 2:], 0,
+                         np.array([w, h]) - wh)
+            boxes[idx] = np.concatenate([xy, wh], 1)
+            own = rng.random(len(idx)) < 0.8
+            gt_cats = np.array([anns[j]['category_id'] for j in src])
+            cats[idx[own]] = gt_cats[own]
+            if with_masks:
+                p = np.array([np.asarray(anns[j]['segmentation'][0], float)
+                              for j in src]).reshape(len(idx), -1, 2)
+                p = (p - gtb[:, None, :2]) / np.maximum(gtb[:, None, 2:],
+                                                        1e-6)
+                p = p * wh[:, None] + xy[:, None]
+                polys[idx] = np.round(p.reshape(len(idx), -1), 2)
+        xyxy = np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1)
+        pred = dict(img_id=im['id'],
+                    bboxes=np.round(xyxy, 2).astype(np.float32),
+                    scores=(rng.random(k) ** 2).astype(np.float32),
+                    labels=np.array([label_of[int(c)] for c in cats],
+                                    np.int64))
+        if with_masks:
+            pred['masks'] = mask_utils.frPyObjects(
+                [list(p) for p in polys.tolist()], h, w)
+        out.append(pred)
+    return out

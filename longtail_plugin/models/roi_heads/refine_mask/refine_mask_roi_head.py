@@ -53,10 +53,38 @@ def _check_refine_mask_cfg(mask_roi_extractor, mask_chunk_size) -> None:
 
 
 class RefineMaskRoIMixin:
-    """Shared RefineMask plumbing (forward, loss, chunked inference).
+    """Shared RefineMask plumbing (construction, forward, loss, chunked
+    inference) of the Mask R-CNN and the cascade RoI heads.
 
-    Host classes set ``mask_chunk_size`` and ``semantic_in_index``.
+    Args:
+        mask_chunk_size (int, optional): RoIs per chunk of the mask head at
+            inference (the authors use 100). ``None``: all at once.
+        semantic_in_index (int): Index of the stride-4 level in the neck
+            outputs. Defaults to 0 (P2).
+        **kwargs: Arguments of the host RoI head.
     """
+
+    def __init__(self,
+                 mask_chunk_size: Optional[int] = 100,
+                 semantic_in_index: int = 0,
+                 **kwargs) -> None:
+        if kwargs.get('mask_head') is not None:
+            _check_refine_mask_cfg(kwargs.get('mask_roi_extractor'),
+                                   mask_chunk_size)
+        super().__init__(**kwargs)
+        self.mask_chunk_size = mask_chunk_size
+        self.semantic_in_index = semantic_in_index
+
+    def predict_mask(self,
+                     x: Tuple[Tensor],
+                     batch_img_metas: List[dict],
+                     results_list: InstanceList,
+                     rescale: bool = False) -> InstanceList:
+        """Batched, chunked RefineMask inference on the detected boxes; with
+        several stages (cascade) their merged probabilities are averaged,
+        then pasted. The host gives its stages by ``mask_stages()``."""
+        return self._predict_refined_masks(x, batch_img_metas, results_list,
+                                           rescale, self.mask_stages())
 
     def _refine_mask_train(self, mask_head, mask_roi_extractor,
                            x: Tuple[Tensor], sampling_results,
@@ -137,24 +165,9 @@ class RefineMaskRoIMixin:
 class RefineMaskRoIHead(RefineMaskRoIMixin, StandardRoIHead):
     """Mask R-CNN RoI head with a RefineMask mask head.
 
-    Args:
-        mask_chunk_size (int, optional): RoIs per chunk of the mask head at
-            inference (the authors use 100). ``None``: all at once.
-        semantic_in_index (int): Index of the stride-4 level in the neck
-            outputs. Defaults to 0 (P2).
-        **kwargs: Arguments of :class:`StandardRoIHead`.
+    Arguments: ``mask_chunk_size`` and ``semantic_in_index`` (see
+    :class:`RefineMaskRoIMixin`) and those of :class:`StandardRoIHead`.
     """
-
-    def __init__(self,
-                 mask_chunk_size: Optional[int] = 100,
-                 semantic_in_index: int = 0,
-                 **kwargs) -> None:
-        if kwargs.get('mask_head') is not None:
-            _check_refine_mask_cfg(kwargs.get('mask_roi_extractor'),
-                                   mask_chunk_size)
-        super().__init__(**kwargs)
-        self.mask_chunk_size = mask_chunk_size
-        self.semantic_in_index = semantic_in_index
 
     def _mask_forward(self,
                       x: Tuple[Tensor],
@@ -181,37 +194,18 @@ class RefineMaskRoIHead(RefineMaskRoIMixin, StandardRoIHead):
                                        sampling_results, batch_gt_instances,
                                        self.train_cfg)
 
-    def predict_mask(self,
-                     x: Tuple[Tensor],
-                     batch_img_metas: List[dict],
-                     results_list: InstanceList,
-                     rescale: bool = False) -> InstanceList:
-        """Batched, chunked RefineMask inference on the detected boxes."""
-        return self._predict_refined_masks(
-            x, batch_img_metas, results_list, rescale,
-            [(self.mask_head, self.mask_roi_extractor)])
+    def mask_stages(self) -> list:
+        """``[(mask_head, mask_roi_extractor)]``: the one stage."""
+        return [(self.mask_head, self.mask_roi_extractor)]
 
 
 @MODELS.register_module()
 class RefineMaskCascadeRoIHead(RefineMaskRoIMixin, CascadeRoIHead):
     """Cascade RoI head with a RefineMask mask head at every stage.
 
-    Args:
-        mask_chunk_size (int, optional): RoIs per chunk at inference.
-        semantic_in_index (int): Index of the stride-4 level. Defaults to 0.
-        **kwargs: Arguments of :class:`CascadeRoIHead`.
+    Arguments: ``mask_chunk_size`` and ``semantic_in_index`` (see
+    :class:`RefineMaskRoIMixin`) and those of :class:`CascadeRoIHead`.
     """
-
-    def __init__(self,
-                 mask_chunk_size: Optional[int] = 100,
-                 semantic_in_index: int = 0,
-                 **kwargs) -> None:
-        if kwargs.get('mask_head') is not None:
-            _check_refine_mask_cfg(kwargs.get('mask_roi_extractor'),
-                                   mask_chunk_size)
-        super().__init__(**kwargs)
-        self.mask_chunk_size = mask_chunk_size
-        self.semantic_in_index = semantic_in_index
 
     def _mask_forward(self, stage: int, x: Tuple[Tensor], rois: Tensor,
                       labels: Optional[Tensor] = None) -> dict:
@@ -229,12 +223,6 @@ class RefineMaskCascadeRoIHead(RefineMaskRoIMixin, CascadeRoIHead):
                                        sampling_results, batch_gt_instances,
                                        self.train_cfg[stage])
 
-    def predict_mask(self,
-                     x: Tuple[Tensor],
-                     batch_img_metas: List[dict],
-                     results_list: InstanceList,
-                     rescale: bool = False) -> InstanceList:
-        """Each stage's merged probabilities, averaged, then pasted."""
-        return self._predict_refined_masks(
-            x, batch_img_metas, results_list, rescale,
-            list(zip(self.mask_head, self.mask_roi_extractor)))
+    def mask_stages(self) -> list:
+        """``(mask_head, mask_roi_extractor)`` of every cascade stage."""
+        return list(zip(self.mask_head, self.mask_roi_extractor))

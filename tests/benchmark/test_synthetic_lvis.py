@@ -14,7 +14,9 @@ import numpy as np
 import pycocotools.mask as mask_utils
 import pytest
 
-from longtail_plugin.datasets import synthetic_lvis as sl
+from longtail_benchmark import synthetic as sl
+from longtail_benchmark.synthetic.drawing import _secondary
+from longtail_plugin.utils.category_info import frequency_group
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SMALL = dict(num_classes=12, num_train_images=40, num_val_images=30,
@@ -74,7 +76,7 @@ def test_plan_default_groups():
     counts = sl.plan_train_image_counts(100, 1200, max_objects=5)
     assert len(counts) == 100
     assert np.all(np.diff(counts) <= 0)
-    groups = [sl.frequency_group(int(c)) for c in counts]
+    groups = [frequency_group(int(c)) for c in counts]
     assert (groups.count('r'), groups.count('c'), groups.count('f')) == (28,
                                                                          38,
                                                                          34)
@@ -171,7 +173,7 @@ def test_layout_and_fields(small):
                           'instance_count', 'def', 'synonyms'}
         assert c['image_count'] == len(imgs[c['id']]) >= 1
         assert c['instance_count'] == inst[c['id']]
-        assert c['frequency'] == sl.frequency_group(c['image_count'])
+        assert c['frequency'] == frequency_group(c['image_count'])
     # every image 2..5 objects; image-level: one object, one label
     per_image = defaultdict(int)
     for a in train['annotations'] + val['annotations']:
@@ -210,7 +212,7 @@ def test_bbox_and_area_match_mask(small):
 def _colour_distance(pixels, name):
     """Distance of RGB pixels to the segment primary -> texture colour."""
     primary = np.array(sl.COLOURS[name.split('_')[0]], float)
-    secondary = sl._secondary(primary)
+    secondary = _secondary(primary)
     d = secondary - primary
     t = np.clip((pixels - primary) @ d / (d @ d), 0, 1)
     return np.linalg.norm(pixels - (primary + t[:, None] * d), axis=1)
@@ -330,12 +332,17 @@ def test_ensure_reuses_and_regenerates(tmp_path):
         sl.ensure_synthetic_lvis(root, num_clases=3)
 
 
-def test_cli(tmp_path, capsys):
+def _cli():
     spec = importlib.util.spec_from_file_location(
         'make_synthetic_lvis', osp.join(ROOT, 'tools',
                                         'make_synthetic_lvis.py'))
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
+    return cli
+
+
+def test_cli(tmp_path, capsys):
+    cli = _cli()
     out = str(tmp_path / 'cli')
     summary = cli.main([
         '--out', out, '--seed', '1', '--num-classes', '10',
@@ -368,7 +375,7 @@ def test_default_size_long_tail(tmp_path):
     for c in cats:
         n = len(imgs[c['id']])
         assert c['image_count'] == n and c['instance_count'] == inst[c['id']]
-        assert c['frequency'] == sl.frequency_group(n)
+        assert c['frequency'] == frequency_group(n)
         lo, hi = RANGES[c['frequency']]
         assert lo <= n <= hi
         groups[c['frequency']].append(c)
@@ -460,3 +467,110 @@ def test_head_instances_only_add_frequent_instances(tmp_path):
     # the set records its generator arguments; ensure regenerates on change
     assert not sl.ensure_synthetic_lvis(str(tmp_path / 'base'),
                                         head_instances=2.0, **kw)['reused']
+
+
+# ------------------------------------------------------------ data safety
+TINY = dict(num_classes=6, num_train_images=12, num_val_images=10,
+            image_level=False, image_size=(96, 96))
+
+
+def test_refuses_a_real_lvis_folder_and_changes_nothing(tmp_path):
+    """The generator deletes COCO-named images and overwrites the LVIS
+    annotation files of its folder: a folder it did not make is refused
+    before a byte in it changes (no lock file, no marker either)."""
+    from tests.real_lvis_folder import fingerprint, make_real_lvis_folder
+    root = make_real_lvis_folder(str(tmp_path / 'lvis_v1'))
+    before = fingerprint(root)
+    for call in (lambda: sl.make_synthetic_lvis(root, **TINY),
+                 lambda: sl.ensure_synthetic_lvis(root, **TINY)):
+        with pytest.raises(sl.FolderNotOwnedError) as err:
+            call()
+        msg = str(err.value)
+        assert root in msg and 'train2017' in msg and 'annotations' in msg
+        assert fingerprint(root) == before
+    with pytest.raises(SystemExit, match='not empty'):
+        _cli().main(['--out', root, '--quiet'])
+    with pytest.raises(SystemExit, match='not empty'):
+        _cli().main(['--out', root, '--quiet', '--reuse'])
+    assert fingerprint(root) == before
+    # a file where the folder should be
+    with pytest.raises(NotADirectoryError):
+        sl.make_synthetic_lvis(osp.join(root, 'annotations',
+                                        'lvis_v1_train.json'), **TINY)
+    assert fingerprint(root) == before
+
+
+def test_writes_only_into_an_empty_or_its_own_folder(tmp_path):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    sl.make_synthetic_lvis(str(empty), seed=1, **TINY)
+    marker = empty / sl.MARKER
+    assert json.loads(marker.read_text())['params']['seed'] == 1
+    # its own folder: regenerated in place (another seed), then reused
+    sl.make_synthetic_lvis(str(empty), seed=2, **TINY)
+    assert json.loads(marker.read_text())['params']['seed'] == 2
+    assert sl.ensure_synthetic_lvis(str(empty), seed=2, **TINY)['reused']
+    # a file of the user's beside the set stays
+    (empty / 'notes.txt').write_text('mine')
+    assert not sl.ensure_synthetic_lvis(str(empty), seed=3, **TINY)['reused']
+    assert (empty / 'notes.txt').read_text() == 'mine'
+    # an interrupted generation keeps the marker: it can be redone
+    os.remove(empty / 'meta.json')
+    assert not sl.ensure_synthetic_lvis(str(empty), seed=3, **TINY)['reused']
+    # sets written before the marker existed carry meta.json only
+    legacy = tmp_path / 'legacy'
+    sl.make_synthetic_lvis(str(legacy), seed=1, **TINY)
+    os.remove(legacy / sl.MARKER)
+    meta = json.loads((legacy / 'meta.json').read_text())
+    meta['generator'] = 'longtail_plugin.datasets.synthetic_lvis'
+    (legacy / 'meta.json').write_text(json.dumps(meta))
+    assert sl.ensure_synthetic_lvis(str(legacy), seed=1, **TINY)['reused']
+    sl.make_synthetic_lvis(str(legacy), seed=2, **TINY)
+    # a non-empty folder without either is not the generator's
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'meta.json').write_text('{"generator": "someone else"}')
+    with pytest.raises(sl.FolderNotOwnedError, match='meta.json'):
+        sl.make_synthetic_lvis(str(other), **TINY)
+    assert os.listdir(other) == ['meta.json']
+
+
+@pytest.mark.parametrize('kwargs,option', [
+    (dict(val_min_instances=-1), 'val_min_instances'),
+    (dict(val_min_instances=0), 'val_min_instances'),
+    (dict(num_train_images=0), 'num_train_images'),
+    (dict(num_val_images=-3), 'num_val_images'),
+    (dict(num_classes=0), 'num_classes'),
+    (dict(num_classes=5000), 'num_classes'),
+    (dict(num_neg_per_image=-1), 'num_neg_per_image'),
+    (dict(image_level_per_class=-1), 'image_level_per_class'),
+    (dict(seed=-1), 'seed'),
+    (dict(num_train_images=2.5), 'num_train_images'),
+    (dict(image_size=(16, 48)), 'image_size'),
+    (dict(min_objects=3, max_objects=2), 'min_objects'),
+    (dict(not_exhaustive_prob=1.5), 'not_exhaustive_prob'),
+    (dict(head_instances=0.5), 'head_instances'),
+    (dict(num_val_images=2), 'validation images'),  # infeasible plan
+])
+def test_bad_arguments_name_the_option_and_create_nothing(
+        tmp_path, kwargs, option):
+    out = tmp_path / 'set'
+    for call in (sl.make_synthetic_lvis, sl.ensure_synthetic_lvis):
+        with pytest.raises(ValueError, match=option):
+            call(str(out), **{**TINY, **kwargs})
+        assert not out.exists()
+
+
+def test_cli_rejects_negative_counts_before_creating_anything(
+        tmp_path, capsys):
+    out = tmp_path / 'set'
+    for flag, value in (('--val-min-instances', '-1'),
+                        ('--num-train-images', '0'),
+                        ('--num-neg-per-image', '-2')):
+        with pytest.raises(SystemExit) as err:
+            _cli().main(['--out', str(out), flag, value, '--quiet'])
+        assert err.value.code == 2
+        assert flag in capsys.readouterr().err
+    with pytest.raises(SystemExit, match='validation images'):
+        _cli().main(['--out', str(out), '--num-val-images', '3', '--quiet'])
+    assert not out.exists()

@@ -1,0 +1,3 @@
+"""Evaluation benchmarks: LVIS-shaped data, backend timing, the metric end
+to end against MMDetection's ``LVISMetric`` (``tools/benchmark_eval.py``)."""
+__all__: list = []
