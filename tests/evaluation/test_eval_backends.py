@@ -145,7 +145,7 @@ def test_backend_matches_official_api(backend, iou_type, case, cases,
 @pytest.mark.parametrize('backend', list(BACKENDS))
 def test_backend_reads_results_file_like_official_api(backend, cases,
                                                       references, tmp_path):
-    """The metric hands over a results file (native reading path)."""
+    """A results file: read, validated and capped like a list."""
     _need(backend)
     gt, dets = cases['adversarial_1']
     path = tmp_path / 'results.segm.json'

@@ -99,13 +99,16 @@ class EncodedMasks:
     def rles(self) -> List[dict]:
         """The masks as RLE dicts (``counts`` bytes; masks of one size
         share one ``size`` list, read-only)."""
-        starts = np.r_[0, self.ends[:-1]].tolist()
-        shared: dict = {}
-        sizes = [shared.setdefault(s, list(s))
-                 for s in map(tuple, self.sizes.tolist())]
-        c = self.counts
-        return [dict(size=s, counts=c[a:b])
-                for s, a, b in zip(sizes, starts, self.ends.tolist())]
+        if len(self) == 0:
+            return []
+        key = self.sizes[:, 0] * (1 << 32) + self.sizes[:, 1]
+        keys, which = np.unique(key, return_inverse=True)
+        shapes = [[k >> 32, k & 0xFFFFFFFF] for k in keys.tolist()]
+        sizes = map(shapes.__getitem__, which.reshape(-1).tolist())
+        ends = self.ends.tolist()
+        counts = map(self.counts.__getitem__,
+                     map(slice, [0] + ends[:-1], ends))
+        return [{'size': s, 'counts': c} for s, c in zip(sizes, counts)]
 
 
 def _where(i: int, image_id: Any) -> str:

@@ -20,3 +20,8 @@ from .efl_loss import (EqualizedFocalLoss,  # noqa: E402
                        EqualizedQualityFocalLoss)
 
 __all__ += ['EqualizedFocalLoss', 'EqualizedQualityFocalLoss']
+
+from .bags_loss import BalancedGroupSoftmaxLoss  # noqa: E402
+from .balanced_mask_loss import BalancedMaskLoss  # noqa: E402
+
+__all__ += ['BalancedGroupSoftmaxLoss', 'BalancedMaskLoss']
