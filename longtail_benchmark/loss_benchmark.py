@@ -399,6 +399,9 @@ def summarize(results: Sequence[Dict]) -> List[Dict]:
             row['error'] = rs[0]['error']
             rows.append(row)
             continue
+        if len(ok) < len(rs):
+            bad = next(r for r in rs if 'error' in r)
+            row['failed'] = f"{len(rs) - len(ok)} failed: {bad['error']}"
         row['median_s'] = statistics.median(r['median_s'] for r in ok)
         row['logits_bytes'] = ok[0]['logits_bytes']
         peaks = [r['peak_extra_bytes'] for r in ok
@@ -459,6 +462,7 @@ def format_table(results: Sequence[Dict]) -> str:
                 f'{m_ratio} |')
         if multi:
             line += ' ' + ', '.join(f'{x:.2f}'
-                                    for x in r.get('ratios', [])) + ' |'
+                                    for x in r.get('ratios', []))
+            line += f" ({r['failed']}) |" if 'failed' in r else ' |'
         lines.append(line)
     return '\n'.join(lines)

@@ -11,3 +11,7 @@ __all__ += ['TrainCategoryInfoHook']
 from .efl_stats_hook import EFLStatsFlushHook  # noqa: E402
 
 __all__ += ['EFLStatsFlushHook']
+
+from .freeze_hook import FreezeModulesHook  # noqa: E402
+
+__all__ += ['FreezeModulesHook']
