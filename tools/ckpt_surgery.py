@@ -12,14 +12,11 @@ Keys selected by ``--pattern`` (a regular expression, default
 :mod:`longtail_benchmark.ckpt_surgery`.
 """
 import argparse
-import os.path as osp
 import sys
 from typing import List, Optional
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from longtail_benchmark.ckpt_surgery import (  # noqa: E402
-    DEFAULT_CLASSIFIER_PATTERN, classifier_surgery)
+from longtail_benchmark.ckpt_surgery import (DEFAULT_CLASSIFIER_PATTERN,
+                                             classifier_surgery)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

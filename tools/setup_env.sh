@@ -53,6 +53,10 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
-if [ "$EXTRA" = "tests" ] && ! $PY -c 'import pytest' >/dev/null 2>&1; then
+# the test requirements are stamped by their content, so that a new pin
+# (e.g. triton for the EFL kernel's interpreter tests) reaches an existing .venv
+tests_stamp="$VENV/.lt_tests_$(cat requirements/tests.txt | sha1sum | cut -c1-12)"
+if [ "$EXTRA" = "tests" ] && [ ! -f "$tests_stamp" ]; then
   $PIP install -q -r requirements/tests.txt
+  touch "$tests_stamp"
 fi

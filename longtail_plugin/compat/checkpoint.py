@@ -17,7 +17,13 @@ registered on ``HistoryBuffer`` and refuses everything else. It is applied
 at one named call site, :func:`register_mmengine_safe_globals`, which
 ``longtail_plugin/__init__.py`` calls explicitly (``custom_imports`` imports
 the package before MMEngine loads any checkpoint); nothing is patched.
-:func:`mmengine_safe_globals` does the same for a ``with`` block only.
+:func:`mmengine_safe_globals` guarantees the classes inside a ``with``
+block whatever the process-wide list holds (e.g. after
+``torch.serialization.clear_safe_globals()``) and restores that list exactly
+on exit. Note that importing any part of the plugin - ``longtail_plugin``,
+``longtail_plugin.compat``, ... - runs the package ``__init__`` and so the
+process-wide registration; the ``with`` block therefore does not *remove*
+the classes for the rest of a process that imported the plugin.
 
 Never set ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``: it re-opens arbitrary code
 execution from a checkpoint file. Unnecessary once MMEngine stores only
@@ -103,6 +109,14 @@ def register_mmengine_safe_globals() -> None:
 @contextlib.contextmanager
 def mmengine_safe_globals() -> Iterator[None]:
     """Allow-list the MMEngine checkpoint classes inside a ``with`` block.
+
+    Inside the block the classes are allow-listed; on exit torch's
+    process-wide list is exactly what it was before the block. Importing
+    the plugin (any of its modules, this one included) has already
+    registered them process-wide (see the module docstring), so in such a
+    process they stay allowed after the block; the block is what makes a
+    load independent of that registration (e.g. after
+    ``torch.serialization.clear_safe_globals()``).
 
     torch's ``safe_globals`` context removes its entries on exit even when
     they were registered before, so only the missing ones are passed to it.

@@ -128,3 +128,42 @@ def test_context_manager_keeps_global_registration():
     with mmengine_safe_globals():
         pass
     assert torch.serialization.get_safe_globals() == before
+
+
+def test_context_manager_scope_without_process_registration(mmengine_ckpt):
+    """What the docstring promises: inside the block the classes are
+    allowed even when the process-wide list lacks them, and on exit the
+    list is exactly as before (so, after a clear, the load fails again)."""
+    import longtail_plugin  # noqa: F401
+    from longtail_plugin.compat import (mmengine_safe_globals,
+                                        register_mmengine_safe_globals)
+    saved = list(torch.serialization.get_safe_globals())
+    try:
+        torch.serialization.clear_safe_globals()
+        with mmengine_safe_globals():
+            ck = torch.load(mmengine_ckpt, map_location='cpu',
+                            weights_only=True)
+        assert ck['meta']['iter'] == 4
+        assert torch.serialization.get_safe_globals() == []
+        with pytest.raises(pickle.UnpicklingError):
+            torch.load(mmengine_ckpt, map_location='cpu', weights_only=True)
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(saved)
+    register_mmengine_safe_globals()
+
+
+def test_importing_compat_registers_process_wide(mmengine_ckpt):
+    """Importing ``longtail_plugin.compat`` alone runs the package's
+    registration (documented): a plain weights-only load works after it."""
+    code = '\n'.join([
+        'import torch',
+        'from longtail_plugin.compat import mmengine_safe_globals',
+        f'ck = torch.load({mmengine_ckpt!r}, map_location="cpu")',
+        'print(ck["meta"]["iter"])', ''])
+    env = dict(os.environ)
+    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == '4'

@@ -35,8 +35,8 @@ re-initialised)::
     find_unused_parameters = True   # only read under DistributedDataParallel
 
 ``frozen=[...]`` names the modules to freeze instead (e.g.
-``['backbone', 'neck']``); exactly one of ``frozen`` / ``trainable`` is
-given. Names are module paths of the detector (``model.named_modules()``);
+``['backbone', 'neck']``); at most one of ``frozen`` / ``trainable`` is
+given (neither, with ``reinit``: only the re-initialisation). Names are module paths of the detector (``model.named_modules()``);
 an unknown name stops training with an error that lists the valid
 top-level names.
 
@@ -55,13 +55,14 @@ from typing import Dict, List, Optional, Sequence
 
 import torch.nn as nn
 from mmengine.hooks import Hook
-from mmengine.model import initialize, is_model_wrapper
+from mmengine.model import is_model_wrapper
+from mmengine.registry import WEIGHT_INITIALIZERS
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm, _InstanceNorm
 
 from mmdet.registry import HOOKS
 
 __all__ = ['FreezeModulesHook', 'frozen_parameter_names', 'freeze_modules',
-           'set_frozen_norms_eval']
+           'set_frozen_norms_eval', 'reinit_module']
 
 _STATS_NORMS = (_BatchNorm, _InstanceNorm)
 
@@ -141,6 +142,15 @@ def set_frozen_norms_eval(model: nn.Module,
     return len(norms)
 
 
+def reinit_module(module: nn.Module, init_cfg: Dict) -> None:
+    """Apply an MMEngine weight initialiser (``type='Normal'``, ...) to
+    every layer of ``module`` whatever its class (MMEngine's ``override``
+    semantics: ``wholemodule=True``)."""
+    init = WEIGHT_INITIALIZERS.build(dict(init_cfg))
+    init.wholemodule = True
+    init(module)
+
+
 @HOOKS.register_module()
 class FreezeModulesHook(Hook):
     """Freeze named modules (or all but named ones) for stage-2 training.
@@ -148,7 +158,9 @@ class FreezeModulesHook(Hook):
     Args:
         frozen: module paths to freeze.
         trainable: module paths to keep training; all else is frozen.
-            Exactly one of ``frozen`` and ``trainable``.
+            At most one of ``frozen`` and ``trainable`` (neither: nothing
+            is frozen, e.g. when the backbone's own ``frozen_stages`` does
+            it and the hook only re-initialises the classifier).
         reinit: module paths re-initialised at the start of a fresh run.
         reinit_cfg: MMEngine ``init_cfg`` applied to each ``reinit`` module.
     """
@@ -160,9 +172,12 @@ class FreezeModulesHook(Hook):
                  trainable: Optional[Sequence[str]] = None,
                  reinit: Sequence[str] = (),
                  reinit_cfg: Optional[Dict] = None) -> None:
-        if (frozen is None) == (trainable is None):
-            raise ValueError('FreezeModulesHook: give exactly one of '
+        if frozen is not None and trainable is not None:
+            raise ValueError('FreezeModulesHook: give at most one of '
                              '`frozen` and `trainable`.')
+        if frozen is None and trainable is None and not reinit:
+            raise ValueError('FreezeModulesHook: nothing to do; give '
+                             '`frozen`, `trainable` or `reinit`.')
         self.frozen = None if frozen is None else list(frozen)
         self.trainable = None if trainable is None else list(trainable)
         self.reinit = list(reinit)
@@ -182,10 +197,12 @@ class FreezeModulesHook(Hook):
             if runner.iter == 0:
                 modules = dict(model.named_modules())
                 for name in self.reinit:
-                    initialize(modules[name], dict(self.reinit_cfg))
+                    reinit_module(modules[name], self.reinit_cfg)
                 runner.logger.info(
                     f'FreezeModulesHook: re-initialised {self.reinit} with '
                     f'{self.reinit_cfg}')
+        if self.frozen is None and self.trainable is None:
+            return  # re-initialisation only
         self.frozen_names = freeze_modules(model, self.frozen,
                                            self.trainable)
         wrapper = runner.model
@@ -208,5 +225,7 @@ class FreezeModulesHook(Hook):
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
         # the train loop calls model.train() before every iteration
+        if self.frozen is None and self.trainable is None:
+            return
         set_frozen_norms_eval(self._model(runner), self.frozen,
                               self.trainable)
