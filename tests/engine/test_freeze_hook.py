@@ -12,7 +12,8 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from longtail_plugin.engine.hooks import FreezeModulesHook
-from longtail_plugin.engine.hooks.freeze_hook import frozen_parameter_names
+from longtail_plugin.engine.hooks.freeze_hook import (freeze_modules,
+                                                      frozen_parameter_names)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 BAGS = osp.join(ROOT, 'configs', 'lvis_traveler',
@@ -23,7 +24,8 @@ FROZEN_BACKBONE = osp.join(
     'mask-rcnn_r18_fpn_bags-frozen-backbone_400it_synthetic-lvis-'
     'densehead.py')
 STAGE1 = osp.join(ROOT, 'configs', 'baselines',
-                  'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py')
+                  'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-'
+                  'densehead.py')
 NUM_CLASSES = 12
 
 
@@ -217,7 +219,6 @@ def test_selection_and_clear_errors():
 
 
 def test_bn_of_frozen_part_stays_in_eval_after_model_train():
-    from longtail_plugin.engine.hooks.freeze_hook import freeze_modules
     net = _Net()
     freeze_modules(net, trainable=['cls'])
     net.train()  # what the train loop does before every iteration
@@ -256,3 +257,33 @@ def test_reinit_on_a_fresh_run_only():
     assert (runner.model.cls.weight == 3.0).all()
     with pytest.raises(ValueError, match=r"reinit=\['fc'\]"):
         FreezeModulesHook(reinit=['fc']).before_train(runner)
+
+
+def test_ddp_wrapped_model_needs_find_unused_parameters():
+    """DDP is built before any hook runs and expects a gradient for every
+    parameter it registered: the hook asks for find_unused_parameters."""
+    from mmengine.logging import MMLogger
+    from mmengine.registry import MODEL_WRAPPERS
+
+    @MODEL_WRAPPERS.register_module(name='_FreezeHookTestWrapper',
+                                    force=True)
+    class Wrapper(nn.Module):
+
+        def __init__(self, module, find_unused_parameters):
+            super().__init__()
+            self.module = module
+            self.find_unused_parameters = find_unused_parameters
+
+    class R:
+        logger = MMLogger.get_instance('freeze_hook_test_ddp')
+        iter = 0
+
+    runner = R()
+    runner.model = Wrapper(_Net(), False)
+    with pytest.raises(ValueError, match='find_unused_parameters = True'):
+        FreezeModulesHook(frozen=['backbone']).before_train(runner)
+    runner.model = Wrapper(_Net(), True)
+    FreezeModulesHook(frozen=['backbone']).before_train(runner)
+    assert [n for n, p in runner.model.module.named_parameters()
+            if not p.requires_grad] == ['backbone.0.weight', 'backbone.0.bias',
+                                        'backbone.1.weight', 'backbone.1.bias']

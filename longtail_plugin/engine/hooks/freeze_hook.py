@@ -36,9 +36,9 @@ re-initialised)::
 
 ``frozen=[...]`` names the modules to freeze instead (e.g.
 ``['backbone', 'neck']``); at most one of ``frozen`` / ``trainable`` is
-given (neither, with ``reinit``: only the re-initialisation). Names are module paths of the detector (``model.named_modules()``);
-an unknown name stops training with an error that lists the valid
-top-level names.
+given (neither, with ``reinit``: only the re-initialisation). Names are
+module paths of the detector (``model.named_modules()``); an unknown name
+stops training with an error that lists the valid top-level names.
 
 ``reinit`` modules are re-initialised once, at the start of a fresh run
 (``before_train`` at iteration 0, after ``load_from`` has loaded the

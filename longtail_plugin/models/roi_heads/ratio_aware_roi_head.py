@@ -1,8 +1,8 @@
 """Mask R-CNN RoI head that gives the mask RoI extractor each positive
 RoI's mask/box area ratio, for the ratio-aware mask-proposal assignment
-(:class:`~longtail_plugin.models.roi_heads.roi_extractors.RatioAwareRoIExtractor`;
-Tan et al., arXiv:2009.01559, the LVIS Challenge 2020 winners' recipe - the
-formulas are ours, see the extractor's docstring).
+(:class:`.roi_extractors.RatioAwareRoIExtractor`; Tan et al.,
+arXiv:2009.01559, the LVIS Challenge 2020 winners' recipe - the formulas
+are ours, see the extractor's docstring).
 
 Training: a positive RoI matched to ground truth ``g`` gets
 
@@ -12,8 +12,18 @@ Training: a positive RoI matched to ground truth ``g`` gets
 ``box_g``): a property of the object, independent of how well the proposal
 fits it. The extractor clamps it to ``[min_ratio, 1]``.
 
-Inference: no ratio is passed; the extractor uses its ``default_ratio``
-(default 1, i.e. MMDetection's box-scale mapping) - our explicit choice.
+Inference, ``test_ratio`` (our choices; the default is to be settled by
+the benchmark):
+
+* ``'default'`` (default): no ratio is passed; the extractor uses its
+  ``default_ratio`` (default 1, i.e. MMDetection's box-scale mapping).
+* ``'predicted_mask'``: two passes of the mask branch. The first pools at
+  the ``default_ratio`` level and predicts the mask of the detected class;
+  the fraction of the RoI's ``M x M`` mask grid above
+  ``test_cfg.mask_thr_binary`` is the ratio (the grid covers the box, so
+  this is predicted mask area / box area); the second pass pools at the
+  level that ratio selects and gives the output masks. Twice the mask-head
+  cost at test time, no new parameters.
 
 Everything else is :class:`mmdet.models.roi_heads.StandardRoIHead`. Needs
 its own mask RoI extractor (``share_roi_extractor=False``, the default
@@ -23,6 +33,7 @@ Config::
 
     model = dict(roi_head=dict(
         type='RatioAwareRoIHead',
+        test_ratio='default',        # or 'predicted_mask'
         mask_roi_extractor=dict(type='RatioAwareRoIExtractor', gamma=1.0,
                                 min_ratio=1 / 16)))
 """
@@ -62,7 +73,24 @@ def mask_box_area_ratios(gt_instances) -> Tensor:
 @MODELS.register_module()
 class RatioAwareRoIHead(StandardRoIHead):
     """``StandardRoIHead`` passing ground-truth mask/box area ratios of the
-    positive RoIs to a ``RatioAwareRoIExtractor`` in training."""
+    positive RoIs to a ``RatioAwareRoIExtractor`` in training.
+
+    Args:
+        test_ratio: ``'default'`` or ``'predicted_mask'`` (see the module
+            docstring).
+        **kwargs: as :class:`mmdet.models.roi_heads.StandardRoIHead`.
+    """
+
+    TEST_RATIOS = ('default', 'predicted_mask')
+
+    def __init__(self, *args, test_ratio: str = 'default', **kwargs) -> None:
+        if test_ratio not in self.TEST_RATIOS:
+            raise ValueError(
+                f'RatioAwareRoIHead: test_ratio must be one of '
+                f'{self.TEST_RATIOS}, got {test_ratio!r}')
+        super().__init__(*args, **kwargs)
+        self.test_ratio = test_ratio
+        self._test_ratios: Optional[Tensor] = None  # for one predict call
 
     def init_mask_head(self, mask_roi_extractor, mask_head) -> None:
         super().init_mask_head(mask_roi_extractor, mask_head)
@@ -85,7 +113,7 @@ class RatioAwareRoIHead(StandardRoIHead):
             mask_box_area_ratios(gt)[res.pos_assigned_gt_inds.long()]
             for res, gt in zip(sampling_results, batch_gt_instances)
         ]) if sampling_results else pos_rois.new_zeros((0, ))
-        mask_results = self._mask_forward(x, pos_rois, ratios=None)
+        mask_results = self._mask_forward(x, pos_rois, ratios=ratios)
         mask_loss_and_target = self.mask_head.loss_and_target(
             mask_preds=mask_results['mask_preds'],
             sampling_results=sampling_results,
@@ -100,8 +128,10 @@ class RatioAwareRoIHead(StandardRoIHead):
                       pos_inds: Optional[Tensor] = None,
                       bbox_feats: Optional[Tensor] = None,
                       ratios: Optional[Tensor] = None) -> dict:
-        """Mask head forward; ``ratios`` (one per RoI, training) reach the
-        extractor, ``None`` (inference) leaves its ``default_ratio``."""
+        """Mask head forward; ``ratios`` (one per RoI) reach the extractor,
+        ``None`` leaves its ``default_ratio``."""
+        if ratios is None:
+            ratios = self._test_ratios
         if rois is None:
             raise ValueError('RatioAwareRoIHead: mask RoIs are pooled by '
                              'their own extractor; rois must be given')
@@ -111,3 +141,36 @@ class RatioAwareRoIHead(StandardRoIHead):
             mask_feats = self.shared_head(mask_feats)
         mask_preds = self.mask_head(mask_feats)
         return dict(mask_preds=mask_preds, mask_feats=mask_feats)
+
+    def predicted_mask_ratios(self, x: Tuple[Tensor],
+                              results_list: InstanceList) -> Tensor:
+        """Ratio of each detection from a first mask pass: the fraction of
+        its mask grid whose probability for the detected class exceeds
+        ``test_cfg.mask_thr_binary``."""
+        mask_rois = bbox2roi([res.bboxes for res in results_list])
+        preds = self._mask_forward(x, mask_rois)['mask_preds']
+        if self.mask_head.class_agnostic:
+            preds = preds[:, 0]
+        else:
+            labels = torch.cat([res.labels for res in results_list])
+            preds = preds[torch.arange(preds.size(0),
+                                       device=preds.device), labels]
+        fg = preds.sigmoid() > self.test_cfg.mask_thr_binary
+        return fg.flatten(1).float().mean(1)
+
+    def predict_mask(self,
+                     x: Tuple[Tensor],
+                     batch_img_metas: List[dict],
+                     results_list: InstanceList,
+                     rescale: bool = False) -> InstanceList:
+        """``StandardRoIHead.predict_mask``; with
+        ``test_ratio='predicted_mask'`` the masks come from a second pass
+        pooled at the levels the first pass's mask ratios select."""
+        if self.test_ratio == 'predicted_mask' and sum(
+                len(res) for res in results_list) > 0:
+            self._test_ratios = self.predicted_mask_ratios(x, results_list)
+        try:
+            return super().predict_mask(x, batch_img_metas, results_list,
+                                        rescale)
+        finally:
+            self._test_ratios = None

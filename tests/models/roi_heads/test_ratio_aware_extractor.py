@@ -119,10 +119,11 @@ def test_mask_box_area_ratios_bitmap_polygon_tensor():
     assert mask_box_area_ratios(gt).tolist() == [0.5, 0.5]
 
 
-def roi_head(finest_scale=8):
+def roi_head(finest_scale=8, **kw):
     cfg = Config.fromfile(MASK_RCNN)
     head = cfg.model.roi_head
     head.type = 'RatioAwareRoIHead'
+    head.update(kw)
     head.bbox_roi_extractor.out_channels = 8
     head.bbox_head.update(in_channels=8, fc_out_channels=16, num_classes=3)
     head.mask_roi_extractor.update(type='RatioAwareRoIExtractor',
@@ -159,14 +160,13 @@ def test_head_needs_the_ratio_aware_extractor():
     with pytest.raises(ValueError, match="'RatioAwareRoIExtractor'.*"
                        "'SingleRoIExtractor'"):
         MODELS.build(head)
+    with pytest.raises(ValueError, match="test_ratio must be one of"):
+        roi_head(test_ratio='gt')
 
 
-def test_mask_branch_train_uses_gt_ratios_and_inference_plain():
-    torch.manual_seed(0)
-    head = roi_head()
-    assert isinstance(head, RatioAwareRoIHead)
+def spy_levels(head):
+    """Record (rois, ratios, levels) of every mask-extractor call."""
     ext = head.mask_roi_extractor
-    assert isinstance(ext, RatioAwareRoIExtractor)
     seen = []
     orig = ext.map_roi_levels
 
@@ -177,6 +177,15 @@ def test_mask_branch_train_uses_gt_ratios_and_inference_plain():
         return lv
 
     ext.map_roi_levels = spy
+    return seen
+
+
+def test_mask_branch_train_uses_gt_ratios_and_inference_plain():
+    torch.manual_seed(0)
+    head = roi_head()
+    assert isinstance(head, RatioAwareRoIHead)
+    assert isinstance(head.mask_roi_extractor, RatioAwareRoIExtractor)
+    seen = spy_levels(head)
     feats = tuple(torch.randn(1, 8, 128 // s, 128 // s, requires_grad=True)
                   for s in (4, 8, 16, 32))
     ds = sample()
@@ -214,3 +223,35 @@ def test_mask_branch_train_uses_gt_ratios_and_inference_plain():
     for r_, q, lv in seen:
         assert q is None
         assert lv.tolist() == ratio_aware_levels(r_, 4, 8).tolist()
+
+
+def test_inference_with_predicted_mask_ratios():
+    """test_ratio='predicted_mask': a first pass at the box-scale level, a
+    second at the level of the predicted mask's ratio. With the mask logits
+    forced to -5 (probability 0.007 < 0.5 everywhere) the predicted ratio
+    is 0, clamped to 1/16: boxes 40 x 40 and 60 x 60 (finest scale 8) go
+    from level 2 (5 -> 2.32, 7.5 -> 2.91) to level 0 (1.25 -> 0.32,
+    1.875 -> 0.91)."""
+    torch.manual_seed(0)
+    head = roi_head(test_ratio='predicted_mask')
+    head.test_cfg.score_thr = 0.0
+    with torch.no_grad():
+        head.mask_head.conv_logits.weight.zero_()
+        head.mask_head.conv_logits.bias.fill_(-5.0)
+    seen = spy_levels(head)
+    head.eval()
+    ds = sample()
+    feats = tuple(torch.randn(1, 8, 128 // s, 128 // s)
+                  for s in (4, 8, 16, 32))
+    det = InstanceData(bboxes=ds.gt_instances.bboxes.clone(),
+                       labels=torch.tensor([0, 2]), scores=torch.ones(2))
+    with torch.no_grad():
+        ratios = head.predicted_mask_ratios(feats, [det])
+        assert ratios.tolist() == [0.0, 0.0]
+        seen.clear()
+        res = head.predict_mask(feats, [ds.metainfo], [det.clone()])
+    assert len(res[0]) == 2
+    (r1, q1, lv1), (r2, q2, lv2) = seen
+    assert q1 is None and lv1.tolist() == [2, 2]
+    assert q2.tolist() == [0.0, 0.0] and lv2.tolist() == [0, 0]
+    assert head._test_ratios is None

@@ -30,11 +30,12 @@ Where ``r`` comes from is the caller's choice, passed as
 ``forward(feats, rois, ratios=...)``: in training
 :class:`~longtail_plugin.models.roi_heads.RatioAwareRoIHead` gives each
 positive RoI the ratio of its matched ground truth (mask area / box area).
-Without ratios (inference, or any caller that passes none) every RoI gets
-``default_ratio`` (default 1: MMDetection's mapping). Using r = 1 at test
-time is our explicit choice: simple, no extra head, no second mask pass; its
-cost is a train/test difference for thin objects, which the benchmark
-measures (configs/lvis_traveler/README.md).
+Without ratios every RoI gets ``default_ratio`` (default 1: MMDetection's
+mapping). At inference the head passes none by default (our explicit,
+simple choice: no extra head, no second mask pass, at the cost of a
+train/test difference for thin objects), or, with
+``test_ratio='predicted_mask'``, the ratio of a first pass's predicted mask;
+the benchmark decides between them.
 """
 from typing import List, Optional, Tuple
 
