@@ -22,7 +22,8 @@ from mmengine.config import Config
 __all__ = [
     'RunSpec', 'RunResult', 'mmdet_tool', 'prepare_config', 'run_training',
     'read_metrics', 'run_name', 'boundary_metrics', 'predict_checkpoint',
-    'data_roots', 'synthetic_set_args', 'prepare_data'
+    'data_roots', 'synthetic_set_args', 'prepare_data', 'stage1_config',
+    'final_checkpoint', 'plan_stages', 'runs_to_train'
 ]
 
 DEFAULT_DATA_ROOT = 'data/synthetic_lvis/'
@@ -36,9 +37,16 @@ _EPOCH_RE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 
 @dataclass
 class RunSpec:
+    """One training: ``config`` at ``seed`` in ``work_dir``.
+
+    ``stage1_work_dir`` (a stage-2 row): the run folder of the stage-1 row
+    at the same seed; the training loads its final checkpoint
+    (``load_from``, see :func:`plan_stages`).
+    """
     config: str
     seed: int
     work_dir: str
+    stage1_work_dir: Optional[str] = None
 
 
 @dataclass
@@ -210,6 +218,127 @@ def prepare_data(configs: Sequence[str],
     return roots
 
 
+def stage1_config(config: str) -> Optional[str]:
+    """The stage-1 config a stage-2 config starts from, or None.
+
+    A stage-2 config names it as ``stage1_config = '<path>'``; a relative
+    path is taken from the working directory (the repository root, as the
+    shipped configs write it) or, failing that, from the config's folder.
+
+    Raises:
+        FileNotFoundError: naming the config and its ``stage1_config`` when
+            the file is found in neither place.
+    """
+    with _CONFIG_LOCK:
+        cfg = Config.fromfile(config)
+    path = cfg.get('stage1_config', None)
+    if path is None:
+        return None
+    if not isinstance(path, str):
+        raise TypeError(f'{config}: stage1_config must be a path string, '
+                        f'not {type(path).__name__}')
+    for cand in (path, osp.join(osp.dirname(osp.abspath(config)), path)):
+        if osp.isfile(cand):
+            return osp.normpath(cand)
+    raise FileNotFoundError(
+        f'{config}: stage1_config = {path!r} is not a file (looked in '
+        f'{os.getcwd()} and {osp.dirname(osp.abspath(config))})')
+
+
+def final_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint a finished run saved last, or None.
+
+    MMEngine's ``CheckpointHook`` names it in ``<work_dir>/last_checkpoint``
+    (an absolute or run-relative path); a run folder that was moved is
+    looked up by the file's name inside ``work_dir``.
+    """
+    last = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(last):
+        return None
+    with open(last) as f:
+        ckpt = f.read().strip()
+    for cand in (ckpt, osp.join(work_dir, osp.basename(ckpt))):
+        if ckpt and osp.isfile(cand):
+            return cand
+    return None
+
+
+def plan_stages(configs: Sequence[str], seeds: Sequence[int],
+                out: str) -> List[List[RunSpec]]:
+    """The runs of a benchmark, in phases that must run one after another.
+
+    A config without ``stage1_config`` is in phase 0. A stage-2 config is
+    one phase after its stage-1 config, which joins the benchmark when it
+    is not among ``configs`` (its row is then trained first if its run is
+    missing, and reported beside the stage-2 row); chains (stage 3 from
+    stage 2) work the same way. The stage-2 run at seed ``k`` gets the
+    stage-1 run folder at seed ``k`` under the same ``out``
+    (``RunSpec.stage1_work_dir``), so it starts from that run's final
+    checkpoint. Runs inside a phase are independent (``--jobs``).
+
+    Raises:
+        ValueError: on a cycle of ``stage1_config``.
+    """
+    parent: Dict[str, Optional[str]] = {}
+    order: List[str] = []
+
+    def visit(config: str, chain: Tuple[str, ...]) -> None:
+        key = osp.normpath(config)
+        if key in chain:
+            raise ValueError('stage1_config cycle: ' +
+                             ' -> '.join(chain + (key, )))
+        if key in parent:
+            return
+        first = stage1_config(key)
+        if first is not None:
+            visit(first, chain + (key, ))
+        parent[key] = first
+        order.append(key)
+
+    for c in configs:
+        visit(c, ())
+    depth: Dict[str, int] = {}
+    for c in order:  # parents come before their children
+        depth[c] = 0 if parent[c] is None else depth[parent[c]] + 1
+
+    def work_dir(config: str, seed: int) -> str:
+        return osp.join(out, run_name(config), f'seed{seed}')
+
+    phases: List[List[RunSpec]] = [
+        [] for _ in range(1 + max(depth.values(), default=-1))
+    ]
+    for c in order:
+        for s in seeds:
+            phases[depth[c]].append(
+                RunSpec(c, s, work_dir(c, s),
+                        None if parent[c] is None else work_dir(
+                            parent[c], s)))
+    return phases
+
+
+def runs_to_train(phases: Sequence[Sequence[RunSpec]],
+                  rerun: bool = False) -> List[str]:
+    """Work folders of the runs of ``phases`` (:func:`plan_stages`) that
+    must train.
+
+    A run with a ``result.json`` is finished and reused, unless ``rerun``,
+    or unless a run that trains starts from it and it kept no checkpoint
+    (then it trains again first; this follows chains of stages).
+    """
+    train: List[str] = []
+    needed = set()
+    for phase in reversed(list(phases)):
+        for spec in reversed(list(phase)):
+            finished = osp.isfile(osp.join(spec.work_dir, 'result.json'))
+            if (rerun or not finished
+                    or (spec.work_dir in needed
+                        and final_checkpoint(spec.work_dir) is None)):
+                train.append(spec.work_dir)
+                if spec.stage1_work_dir is not None:
+                    needed.add(spec.stage1_work_dir)
+    return train[::-1]
+
+
 def read_metrics(work_dir: str) -> Dict[str, float]:
     """The last validation metrics a run logged (``lvis/...`` keys)."""
     found: Dict[str, float] = {}
@@ -309,7 +438,24 @@ def run_training(spec: RunSpec,
                  threads: Optional[int] = None,
                  on_progress: Optional[Callable[[int, int], None]] = None,
                  overrides: Optional[dict] = None) -> RunResult:
-    """Train one config with mmdet's ``train.py``; evaluate at its end."""
+    """Train one config with mmdet's ``train.py``; evaluate at its end.
+
+    A stage-2 run (``spec.stage1_work_dir``) loads the final checkpoint of
+    that stage-1 run (``load_from``, replacing the config's).
+
+    Raises:
+        FileNotFoundError: for a stage-2 run whose stage-1 run has no
+            checkpoint (train the stage-1 row first; :func:`plan_stages`).
+    """
+    if spec.stage1_work_dir is not None:
+        ckpt = final_checkpoint(spec.stage1_work_dir)
+        if ckpt is None:
+            raise FileNotFoundError(
+                f'{spec.config} (seed {spec.seed}) starts from the stage-1 '
+                f'run {spec.stage1_work_dir}, which holds no checkpoint '
+                '(no last_checkpoint naming an existing file): train its '
+                'stage1_config first')
+        overrides = dict(overrides or {}, load_from=osp.abspath(ckpt))
     cfg_path = prepare_config(spec.config, spec.work_dir, spec.seed,
                               data_root, overrides)
     env = dict(os.environ)

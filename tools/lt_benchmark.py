@@ -8,6 +8,12 @@ metric, and writes OUT/results.md, OUT/results.json and OUT/ap_by_group.png.
 Example:
     python tools/lt_benchmark.py --out work_dirs/lt --seeds 0 1 2 \
         --configs configs/baselines/mask-rcnn_r18_fpn_softmax_400it_synthetic-lvis.py
+
+A stage-2 config (one that names ``stage1_config = '<path>'``) starts at
+seed k from the final checkpoint of its stage-1 config's seed-k run under the
+same --out; that row is added and trained first when its run (or its
+checkpoint) is missing. Stage-1 rows all finish before any stage-2 row
+starts, also with --jobs.
 """
 import argparse
 import json
@@ -18,9 +24,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from longtail_benchmark.report import write_report
-from longtail_benchmark.runner import (RunSpec, boundary_metrics,
-                                       predict_checkpoint, prepare_data,
-                                       run_name, run_training)
+from longtail_benchmark.runner import (boundary_metrics, plan_stages, predict_checkpoint,
+                                       prepare_data, run_name, run_training,
+                                       runs_to_train)
 
 
 def parse_args():
@@ -87,10 +93,11 @@ def main():
     args = parse_args()
     os.makedirs(args.out, exist_ok=True)
     t0 = time.time()
-    specs = [
-        RunSpec(c, s, osp.join(args.out, run_name(c), f'seed{s}'))
-        for c in args.configs for s in args.seeds
-    ]
+    try:
+        phases = plan_stages(args.configs, args.seeds, args.out)
+    except (ValueError, FileNotFoundError, TypeError) as e:
+        raise SystemExit(f'lt_benchmark: {e}')
+    specs = [s for phase in phases for s in phase]
     if args.report_only:
         specs = [
             s for s in specs
@@ -98,10 +105,13 @@ def main():
         ]
         if not specs:
             raise SystemExit(f'no finished run in {args.out}')
+        phases = [specs]
+    to_train = set(runs_to_train(phases, args.rerun))
     roots = {}
     if not args.report_only:
         try:
-            roots = prepare_data(args.configs, args.data_root,
+            roots = prepare_data(list(dict.fromkeys(s.config for s in specs)),
+                                 args.data_root,
                                  seed=args.data_seed,
                                  num_classes=args.num_classes,
                                  progress=lambda m: print(m, flush=True))
@@ -117,7 +127,7 @@ def main():
         idx, spec = idx_spec
         name = run_name(spec.config)
         done = osp.join(spec.work_dir, 'result.json')
-        if osp.exists(done) and not args.rerun:
+        if args.report_only or spec.work_dir not in to_train:
             progress.say(idx, name, spec.seed, 'reusing finished run')
             with open(done) as f:
                 rec = json.load(f)
@@ -144,8 +154,14 @@ def main():
             f"APr {100 * m.get('lvis/bbox_APr', float('nan')):.1f}")
         return rec
 
+    # one phase after another: a stage-2 run starts once every stage-1 run
+    # (its checkpoint) is done
+    numbered = list(enumerate(specs, 1))
+    results = []
     with ThreadPoolExecutor(max_workers=max(args.jobs, 1)) as pool:
-        results = list(pool.map(one, enumerate(specs, 1)))
+        for phase in phases:
+            todo = [(i, s) for i, s in numbered if s in phase]
+            results += list(pool.map(one, todo))
     table = write_report(results, args.out)
     print('\n' + table)
     print(f'\nwritten: {args.out}/results.md, results.json, ap_by_group.png '

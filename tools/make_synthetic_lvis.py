@@ -8,6 +8,9 @@ writes ``annotations/lvis_v1_{train,val,train_image_level}.json`` and the
 images under ``train2017/``, ``val2017/`` and ``train_image_level/``. The
 output folder must be missing, empty or one the generator made (it replaces
 COCO-named images there); anything else is refused before a file is touched.
+``--thin-shapes`` adds thin, hollow and diagonal shapes (a third of the
+categories); ``--stats`` prints the mask/box area ratio distribution of the
+training set (also ``tools/mask_box_ratio.py`` for any annotation file).
 See :mod:`longtail_benchmark.synthetic` for the design.
 """
 import argparse
@@ -16,6 +19,8 @@ from typing import Callable, List, Optional
 from longtail_benchmark.synthetic import (FolderNotOwnedError,
                                           ensure_synthetic_lvis,
                                           make_synthetic_lvis)
+from longtail_benchmark.synthetic.stats import (format_ratio_summary,
+                                                ratio_summary)
 
 
 def _integer(lo: int) -> Callable[[str], int]:
@@ -55,6 +60,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--head-instances', type=float, default=1.0,
                    help='mean instances of a frequent category per image '
                    'that has it (extra ones are small); 1 = default set')
+    p.add_argument('--thin-shapes', action='store_true',
+                   help='add thin, hollow and diagonal shapes (rods, thin '
+                   'rings and crescents, L/V/Z strokes, frames; mask/box '
+                   'area ratio < 0.25) to the vocabulary: about a third of '
+                   'the categories')
+    p.add_argument('--stats', action='store_true',
+                   help='print the mask/box area ratio distribution of the '
+                   'training set')
     p.add_argument('--reuse', action='store_true',
                    help='keep an existing set generated with the same '
                    'parameters (meta.json) instead of regenerating')
@@ -78,6 +91,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         num_neg_per_image=args.num_neg_per_image,
         image_format=args.image_format,
         head_instances=args.head_instances,
+        thin_shapes=args.thin_shapes,
         progress=None if args.quiet else print)
     try:
         if args.reuse:
@@ -99,6 +113,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
           f"(r/c/f = {freq['r']}/{freq['c']}/{freq['f']}), "
           f"occluded instances: {s['occluded_instances']}")
     print(f"  time: {s['seconds']:.1f} s")
+    if args.stats:
+        print(format_ratio_summary(ratio_summary(s['train_ann'])))
     return s
 
 

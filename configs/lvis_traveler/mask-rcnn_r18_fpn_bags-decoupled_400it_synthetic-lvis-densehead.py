@@ -10,7 +10,10 @@
 _base_ = '../baselines/mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py'
 
 # the stage-1 row this stage starts from, and its checkpoint as
-# tools/lt_benchmark.py lays it out (--out work_dirs/lt, seed 0); pass
+# tools/lt_benchmark.py lays it out (--out work_dirs/lt, seed 0). The
+# benchmark runner replaces load_from per run: the seed-k row loads the
+# final checkpoint of the stage-1 row's seed-k run under the same --out
+# (training it first when missing). With MMDetection's train.py pass
 # another with --cfg-options load_from=...
 stage1_config = 'configs/baselines/mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py'
 load_from = 'work_dirs/lt/mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead/seed0/iter_800.pth'

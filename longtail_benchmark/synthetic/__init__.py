@@ -30,6 +30,13 @@ set are those of the default set with the same seed. ``head_instances = 3``
 brings the tail to 10% of the training instances and about 10 instances per
 image (LVIS v1: 12.7).
 
+*Thin shapes (``thin_shapes``, off by default).* Adds seven thin, hollow or
+diagonal shapes to the vocabulary (:data:`.categories.THIN_SHAPES`), so
+about a third of the categories, in every frequency group, have a mask/box
+area ratio well below 0.3 - the objects of a foreground/background-balanced
+mask loss and a ratio-aware mask RoI assignment. :mod:`.stats` reports the
+ratio distribution of any set.
+
 *Image-level companion set.* One object per image and one label per image
 (``pos_category_ids`` = [label], plus its box and mask), category-balanced
 (``image_level_per_class`` images per category), for methods with image-level
@@ -39,18 +46,23 @@ Everything is drawn from ``numpy.random.default_rng`` streams derived from
 ``seed``, one per split and one per image, so a seed gives byte-identical
 JSON (and images); the image-level set never changes train or val.
 """
-from .categories import (COLOURS, SHAPES, TEXTURES, CategorySpec,
-                         build_category_specs)
+from .categories import (COLOURS, DIAGONAL_SHAPES, SHAPES, TEXTURES,
+                         THIN_SHAPES, CategorySpec, build_category_specs,
+                         shape_names)
 from .folder import MARKER, FolderNotOwnedError, check_output_folder
 from .planning import (LVIS_GROUP_PROPORTIONS, MAX_CROWD_PER_OCCURRENCE,
                        plan_crowds, plan_set, plan_train_image_counts)
+from .stats import (format_ratio_summary, mask_box_ratios, ratio_summary,
+                    thinnest_categories)
 from .writer import (COCO_URL_PREFIX, GENERATOR_VERSION,
                      ensure_synthetic_lvis, load_class_names,
                      make_synthetic_lvis)
 
 __all__ = [
     'GENERATOR_VERSION', 'COCO_URL_PREFIX', 'LVIS_GROUP_PROPORTIONS',
-    'MAX_CROWD_PER_OCCURRENCE', 'SHAPES', 'COLOURS', 'TEXTURES',
+    'MAX_CROWD_PER_OCCURRENCE', 'SHAPES', 'THIN_SHAPES', 'DIAGONAL_SHAPES',
+    'shape_names', 'COLOURS', 'TEXTURES', 'mask_box_ratios', 'ratio_summary',
+    'thinnest_categories', 'format_ratio_summary',
     'CategorySpec', 'plan_train_image_counts', 'build_category_specs',
     'plan_crowds', 'plan_set', 'make_synthetic_lvis', 'ensure_synthetic_lvis',
     'load_class_names', 'MARKER', 'FolderNotOwnedError',

@@ -2,7 +2,9 @@
 
 A different mild background per image (grey-ish base colour, linear
 gradient, Gaussian noise). Objects (small and medium: radius 5%-22% of the
-shorter image side, random rotation and aspect) are placed at random and
+shorter image side, random rotation and aspect; the shapes of
+:data:`.categories.DIAGONAL_SHAPES` within 22.5 degrees of a diagonal) are
+placed at random and
 painted in order; a placement is rejected when it would hide more than 40% of
 an earlier object or punch a hole into it (holes cannot be stored as COCO
 polygons). The stored segmentation of an occluded object is its *visible*
@@ -22,7 +24,8 @@ import pycocotools.mask as mask_utils
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
 
-from .categories import COLOURS, SHAPES, CategorySpec
+from .categories import (COLOURS, DIAGONAL_SHAPES, CategorySpec,
+                         shape_polygon)
 
 __all__ = ['CROWD_SIZE_RANGE', 'rasterise', 'DrawnImage', 'draw_image']
 
@@ -45,7 +48,7 @@ class _Obj:
 def _instance_polygon(shape: str, radius: float, angle: float, aspect: float,
                       rng: np.random.Generator, h: int,
                       w: int) -> Tuple[np.ndarray, Tuple[float, float]]:
-    pts = SHAPES[shape] * np.array([aspect, 1.0 / aspect])
+    pts = shape_polygon(shape) * np.array([aspect, 1.0 / aspect])
     c, s = math.cos(angle), math.sin(angle)
     pts = pts @ np.array([[c, s], [-s, c]]) * radius
     (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
@@ -71,6 +74,14 @@ def _parts(geom: BaseGeometry, min_area: float) -> Optional[List[Polygon]]:
     return out
 
 
+def _near_diagonal(angle: float) -> float:
+    """Map an angle in [0, 2 pi) to within pi/8 of the diagonal of its
+    quadrant (a rod at such an angle fills at most 18% of its box)."""
+    quarter = np.pi / 2
+    k, rest = divmod(angle, quarter)
+    return k * quarter + np.pi / 4 + 0.5 * (rest - np.pi / 4)
+
+
 def _place(rng: np.random.Generator, spec: CategorySpec, placed: List[_Obj],
            label: int, h: int, w: int, size_range: Tuple[float, float],
            min_visible: float, attempts: int = 80) -> Optional[_Obj]:
@@ -80,6 +91,8 @@ def _place(rng: np.random.Generator, spec: CategorySpec, placed: List[_Obj],
         if attempt and attempt % 10 == 0:
             radius = max(radius * 0.8, short * size_range[0] * 0.6)
         angle = rng.uniform(0, 2 * np.pi)
+        if spec.shape in DIAGONAL_SHAPES:  # same draws, squeezed
+            angle = _near_diagonal(angle)
         aspect = rng.uniform(0.85, 1.15)
         poly, center = _instance_polygon(spec.shape, radius, angle, aspect,
                                          rng, h, w)

@@ -296,7 +296,8 @@ def plan_set(params: Dict[str, Any]) -> SetPlan:
     val_counts = _val_counts(train_counts, p['num_val_images'],
                              p['val_min_instances'], p['max_objects'])
     head = np.array([frequency_group(int(c)) == 'f' for c in train_counts])
-    specs = build_category_specs(k, max(int(head.sum()), 1), rng)
+    specs = build_category_specs(k, max(int(head.sum()), 1), rng,
+                                 p.get('thin_shapes', False))
     # LVIS numbers its categories in alphabetical order of their names
     order = sorted(range(k), key=lambda i: specs[i].name)
     cat_ids = [0] * k

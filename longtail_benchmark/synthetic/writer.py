@@ -39,7 +39,7 @@ import pycocotools.mask as mask_utils
 
 from longtail_plugin.utils.category_info import frequency_group
 
-from .categories import COLOURS, SHAPES, TEXTURES, CategorySpec
+from .categories import COLOURS, TEXTURES, CategorySpec, shape_names
 from .drawing import draw_image, rasterise
 from .folder import (LOCK, FolderLock, check_output_folder, clear_images,
                      count_images, write_marker)
@@ -240,8 +240,17 @@ def _normalise_params(seed: int, num_classes: int, num_train_images: int,
                       val_min_instances: int, num_neg_per_image: int,
                       not_exhaustive_prob: float,
                       image_format: str,
-                      head_instances: float = 1.0) -> Dict[str, Any]:
-    """Check every argument (naming it and its range) and normalise them."""
+                      head_instances: float = 1.0,
+                      thin_shapes: bool = False) -> Dict[str, Any]:
+    """Check every argument (naming it and its range) and normalise them.
+
+    ``thin_shapes`` is recorded only when true, so the parameters (and the
+    files that carry them) of a set without it are those written before the
+    option existed.
+    """
+    if not isinstance(thin_shapes, (bool, np.bool_)):
+        raise ValueError('thin_shapes (--thin-shapes) must be True or False, '
+                         f'got {thin_shapes!r}')
     fmt = image_format.lower().lstrip('.')
     fmt = 'jpg' if fmt == 'jpeg' else fmt
     if fmt not in ('jpg', 'png'):
@@ -250,7 +259,8 @@ def _normalise_params(seed: int, num_classes: int, num_train_images: int,
         raise ValueError(f'image_size must be (height, width), got '
                          f'{image_size!r}')
     h, w = (_integer('image_size', x, 32) for x in image_size)
-    max_classes = len(SHAPES) * len(COLOURS) * len(TEXTURES)
+    max_classes = (len(shape_names(bool(thin_shapes))) * len(COLOURS) *
+                   len(TEXTURES))
     if not 1 <= _integer('num_classes', num_classes, 1) <= max_classes:
         raise ValueError(f'num_classes (--num-classes) must be in [1, '
                          f'{max_classes}], got {num_classes}')
@@ -268,7 +278,7 @@ def _normalise_params(seed: int, num_classes: int, num_train_images: int,
             'head_instances (mean instances of a frequent category in an '
             f'image that has it) must be in [1, '
             f'{1 + MAX_CROWD_PER_OCCURRENCE}], got {head_instances}')
-    return {
+    params = {
         'seed': _integer('seed', seed, 0),
         'num_classes': int(num_classes),
         'num_train_images': _integer('num_train_images', num_train_images,
@@ -288,6 +298,9 @@ def _normalise_params(seed: int, num_classes: int, num_train_images: int,
         'image_format': fmt,
         'head_instances': float(head_instances),
     }
+    if thin_shapes:
+        params['thin_shapes'] = True
+    return params
 
 
 def make_synthetic_lvis(out_dir: str,
@@ -305,6 +318,7 @@ def make_synthetic_lvis(out_dir: str,
                         not_exhaustive_prob: float = 0.02,
                         image_format: str = 'jpg',
                         head_instances: float = 1.0,
+                        thin_shapes: bool = False,
                         progress: ProgressFn = None) -> Dict[str, Any]:
     """Generate the synthetic long-tailed LVIS v1-format set into ``out_dir``.
 
@@ -332,6 +346,12 @@ def make_synthetic_lvis(out_dir: str,
             small extra instances of the frequent categories only, as in
             LVIS, where head categories come in groups and make up almost
             all instances (see :func:`plan_crowds`).
+        thin_shapes: add seven thin, hollow or diagonal shapes (rods and
+            frames near a diagonal, thin rings and crescents, L, V, Z;
+            mask/box area ratio 0.15-0.23) to the shape vocabulary, so that
+            about a third of the categories are thin
+            (:data:`.categories.THIN_SHAPES`). Off (default), the set is
+            byte-identical to the one written before the option existed.
         progress: called with progress messages (e.g. ``print``).
 
     Returns:
@@ -352,7 +372,7 @@ def make_synthetic_lvis(out_dir: str,
                                image_level_per_class, min_objects,
                                max_objects, val_min_instances,
                                num_neg_per_image, not_exhaustive_prob,
-                               image_format, head_instances)
+                               image_format, head_instances, thin_shapes)
     return _generate(out_dir, params, progress)
 
 
