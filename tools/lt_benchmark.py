@@ -24,9 +24,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from longtail_benchmark.report import write_report
-from longtail_benchmark.runner import (boundary_metrics, plan_stages, predict_checkpoint,
-                                       prepare_data, run_name, run_training,
-                                       runs_to_train)
+from longtail_benchmark.runner import (boundary_metrics, plan_stages,
+                                       predict_checkpoint, prepare_data,
+                                       run_name, run_training, runs_to_train)
 
 
 def parse_args():

@@ -2,9 +2,9 @@
 # shapes: the dense-head synthetic set (head_instances=3) whose shape
 # vocabulary also holds seven thin, hollow or diagonal shapes (rods and
 # frames near a diagonal, thin C-rings and crescents, L, V and Z strokes;
-# mask/box area ratio 0.15-0.23), so a third of the categories in every
+# mask/box area ratio < 0.25), so a third of the categories in every
 # frequency group are thin (median ratio < 0.3; 6% of the instances of the
-# plain dense-head set are below 0.3, 36% of this one). The set for the mask
+# plain dense-head set are below 0.3, 37% of this one). The set for the mask
 # components of the LVIS 2020 recipe (balanced mask loss, ratio-aware mask
 # RoI assignment); see configs/lvis_traveler/README.md ("Synthetic set: thin
 # objects") for the measured distribution and the thinnest categories.

@@ -20,8 +20,8 @@ _base_ = '../_base_/mask-rcnn_r50_fpn_random-ms-1x_lvis-v1.py'
 # its last checkpoint by default. Its EQL fc_cls (1203 outputs) does not fit
 # the BAGS layout (1203 + 1 + 5): MMEngine skips it with a size-mismatch
 # warning, or remove it first with tools/ckpt_surgery.py --method remove.
-stage1_config = ('configs/lvis_traveler/'
-                 'mask-rcnn_r50_fpn_traveler-stage1-eql_sample1e-3_ms-1x_lvis-v1.py')
+stage1_config = ('configs/lvis_traveler/mask-rcnn_r50_fpn_traveler-stage1-eql_'
+                 'sample1e-3_ms-1x_lvis-v1.py')
 load_from = ('work_dirs/'
              'mask-rcnn_r50_fpn_traveler-stage1-eql_sample1e-3_ms-1x_lvis-v1/'
              'epoch_12.pth')

@@ -16,8 +16,9 @@ ratio below 0.3 and 3 of 100 categories a median below 0.3 (see
 :mod:`.stats`). With ``thin_shapes`` the vocabulary also holds
 :data:`THIN_SHAPES`, seven thin, hollow or diagonal shapes (a rod and a thin
 square frame drawn near a diagonal, a thin C-ring, a thin crescent, an L, a
-V and a Z, all strokes of width 0.16 radius or less) whose mask/box ratio is
-0.15-0.23; a third of the shapes, so about a third of the categories.
+V and a Z: strokes 0.14-0.16 radius wide, the crescent at most 0.28) whose
+mask/box area ratio is below 0.25 at every rotation, and every third
+category (so a third of each frequency group) has one of them.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -128,13 +129,14 @@ SHAPES: Dict[str, np.ndarray] = {
                        [0.2, 0.55], [0.2, 0.18], [-1, 0.18]], float),
 }
 #: Thin, hollow or diagonal shapes added by ``thin_shapes`` (mask/box area
-#: ratio 0.15-0.23 at any rotation; names are single words).
+#: ratio below 0.25 at every rotation they are drawn at; names are single
+#: words).
 THIN_SHAPES: Dict[str, np.ndarray] = {
     'rod': _stroke([(-1, 0), (1, 0)], 0.08),
     'hoop': _stroke(_arc(1.0, 20, 340, 40), 0.08, join_style=1),
     'sickle': np.asarray(
         Point(0, 0).buffer(1.0, quad_segs=16).difference(
-            Point(0.25, 0).buffer(0.9, quad_segs=16)).exterior.coords)[:-1],
+            Point(0.2, 0).buffer(0.92, quad_segs=16)).exterior.coords)[:-1],
     'corner': _stroke([(-1, 1), (-1, -1), (1, -1)], 0.08),
     'chevron': _stroke([(-1, 1), (1, 0), (-1, -1)], 0.08),
     'frame': _stroke([(-0.6, -1), (-1, -1), (-1, 1), (1, 1), (1, -1),
@@ -192,6 +194,13 @@ class CategorySpec:
 
 
 
+def _thin_slot(index: int) -> bool:
+    """With ``thin_shapes``, category ``index`` (planned-frequency order) is
+    thin iff this holds: every third one, so each frequency group, a
+    contiguous run of that order, is a third thin (up to one category)."""
+    return index % 3 == 1
+
+
 def build_category_specs(num_classes: int, num_head: int,
                          rng: np.random.Generator,
                          thin_shapes: bool = False) -> List[CategorySpec]:
@@ -200,8 +209,10 @@ def build_category_specs(num_classes: int, num_head: int,
     The first ``num_head`` categories are distinct random combinations; each
     later one is a random head category with exactly one attribute changed
     (never repeating a combination). ``thin_shapes`` adds
-    :data:`THIN_SHAPES` to the shapes (without it the result is that of the
-    default vocabulary, draw for draw).
+    :data:`THIN_SHAPES` to the shapes and makes every third category (in
+    this order, so a third of each frequency group) one of them, the others
+    not; without it the result is that of the default vocabulary, draw for
+    draw.
     """
     values = {'shape': shape_names(thin_shapes), 'colour': list(COLOURS),
               'texture': list(TEXTURES)}
@@ -210,11 +221,24 @@ def build_category_specs(num_classes: int, num_head: int,
     if num_classes > len(combos):
         raise ValueError(f'at most {len(combos)} categories can be made '
                          f'(asked for {num_classes})')
+
+    def fits(index: int, key: Tuple[str, str, str]) -> bool:
+        return (not thin_shapes
+                or (key[0] in THIN_SHAPES) == _thin_slot(index))
+
     num_head = max(1, min(num_head, num_classes))
     order = rng.permutation(len(combos))
-    specs = [CategorySpec(*combos[i]) for i in order[:num_head]]
+    if thin_shapes:
+        pools = {flag: iter([i for i in order
+                             if (combos[i][0] in THIN_SHAPES) == flag])
+                 for flag in (False, True)}
+        head = [next(pools[_thin_slot(j)]) for j in range(num_head)]
+    else:
+        head = order[:num_head]
+    specs = [CategorySpec(*combos[i]) for i in head]
     used = {s.key for s in specs}
     while len(specs) < num_classes:
+        index = len(specs)
         spec = None
         for _ in range(200):
             parent = specs[int(rng.integers(num_head))]
@@ -225,14 +249,14 @@ def build_category_specs(num_classes: int, num_head: int,
                 key = dict(zip(_ATTRS, parent.key))
                 key[attr] = v
                 cand = (key['shape'], key['colour'], key['texture'])
-                if cand not in used:
+                if cand not in used and fits(index, cand):
                     spec = CategorySpec(*cand, parent=parent.name,
                                         changed=attr)
                     break
             if spec is not None:
                 break
         if spec is None:  # every neighbour of every head is taken
-            free = [c for c in combos if c not in used]
+            free = [c for c in combos if c not in used and fits(index, c)]
             spec = CategorySpec(*free[int(rng.integers(len(free)))])
         specs.append(spec)
         used.add(spec.key)

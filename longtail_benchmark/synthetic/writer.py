@@ -348,7 +348,7 @@ def make_synthetic_lvis(out_dir: str,
             all instances (see :func:`plan_crowds`).
         thin_shapes: add seven thin, hollow or diagonal shapes (rods and
             frames near a diagonal, thin rings and crescents, L, V, Z;
-            mask/box area ratio 0.15-0.23) to the shape vocabulary, so that
+            mask/box area ratio < 0.25) to the shape vocabulary, so that
             about a third of the categories are thin
             (:data:`.categories.THIN_SHAPES`). Off (default), the set is
             byte-identical to the one written before the option existed.

@@ -16,10 +16,12 @@ from longtail_benchmark.runner import (RunResult, RunSpec, final_checkpoint,
                                        runs_to_train)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-STAGE1 = osp.join('configs', 'baselines',
-                  'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py')
-BAGS = osp.join('configs', 'lvis_traveler',
-                'mask-rcnn_r18_fpn_bags-decoupled_400it_synthetic-lvis-densehead.py')
+STAGE1 = osp.join(
+    'configs', 'baselines',
+    'mask-rcnn_r18_fpn_softmax_800it_synthetic-lvis-densehead.py')
+BAGS = osp.join(
+    'configs', 'lvis_traveler',
+    'mask-rcnn_r18_fpn_bags-decoupled_400it_synthetic-lvis-densehead.py')
 FROZEN = osp.join(
     'configs', 'lvis_traveler',
     'mask-rcnn_r18_fpn_bags-frozen-backbone_400it_synthetic-lvis-densehead.py')
@@ -222,3 +224,21 @@ def test_tool_reuses_a_finished_stage1(tmp_path, monkeypatch):
     ])
     assert [e for e in events if e[0] == 'start'] == [('start', BAGS, 0),
                                                       ('start', BAGS, 1)]
+
+
+def test_shipped_stage2_configs_name_their_stage1():
+    """Every config with ``stage1_config`` names an existing config, and
+    its ``load_from`` (for MMDetection's train.py) is that config's run."""
+    import glob
+    found = 0
+    for path in sorted(glob.glob(osp.join('configs', '**', '*.py'),
+                                 recursive=True)):
+        with open(path) as f:
+            if 'stage1_config' not in f.read():
+                continue
+        first = runner.stage1_config(path)
+        assert first is not None, path
+        cfg = Config.fromfile(path)
+        assert runner.run_name(first) in cfg.load_from, path
+        found += 1
+    assert found >= 3

@@ -100,5 +100,9 @@ def test_synthetic_config_trains_and_evaluates_on_one_set(path):
         assert cfg[ev].ann_file == root + 'annotations/lvis_v1_val.json', ev
     gen = cfg.get('synthetic_lvis', None) or {}
     assert set(gen) <= set(inspect.signature(make_synthetic_lvis).parameters)
-    assert ('densehead' in path) == (root == 'data/synthetic_lvis_densehead/')
-    assert ('densehead' in path) == (gen == dict(head_instances=3.0))
+    thin = 'densehead-thin' in path
+    dense = 'densehead' in path and not thin
+    assert dense == (root == 'data/synthetic_lvis_densehead/')
+    assert dense == (gen == dict(head_instances=3.0))
+    assert thin == (root == 'data/synthetic_lvis_densehead_thin/')
+    assert thin == (gen == dict(head_instances=3.0, thin_shapes=True))
