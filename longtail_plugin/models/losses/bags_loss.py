@@ -381,11 +381,9 @@ class BalancedGroupSoftmaxLoss(BaseClassificationLoss):
             The loss (``[N]`` per-RoI shares of the 'mean' loss for
             'none').
         """
-        reduction = self.resolve_reduction(reduction_override)
-        width = self.check_width(cls_score)
+        reduction, label, weight = self.check_inputs(
+            cls_score, label, weight, reduction_override)
         num = cls_score.size(0)
-        label = self.check_labels(label, num, width)
-        weight = self.check_weight(weight, num)
         if weight is not None and bool((weight < 0).any()):
             raise ValueError(f'{type(self).__name__}: label weights must be '
                              'non-negative')

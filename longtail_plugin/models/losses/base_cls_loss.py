@@ -257,6 +257,18 @@ class BaseClassificationLoss(nn.Module):
             return cls_score.sum(dim=-1) * 0.0
         return cls_score.sum() * 0.0
 
+    def check_inputs(self, cls_score: Tensor, label: Tensor,
+                     weight: Optional[Tensor],
+                     reduction_override: Optional[str]
+                     ) -> Tuple[str, Tensor, Optional[Tensor]]:
+        """The checks of every call: ``(reduction, label, weight)`` after
+        the reduction, logits-width, label and weight checks."""
+        reduction = self.resolve_reduction(reduction_override)
+        width = self.check_width(cls_score)
+        num = cls_score.size(0)
+        return (reduction, self.check_labels(label, num, width),
+                self.check_weight(weight, num))
+
     def forward(self,
                 cls_score: Tensor,
                 label: Tensor,
@@ -277,11 +289,9 @@ class BaseClassificationLoss(nn.Module):
         Returns:
             The loss (``[N]`` per sample for reduction 'none').
         """
-        reduction = self.resolve_reduction(reduction_override)
-        width = self.check_width(cls_score)
+        reduction, label, weight = self.check_inputs(
+            cls_score, label, weight, reduction_override)
         num = cls_score.size(0)
-        label = self.check_labels(label, num, width)
-        weight = self.check_weight(weight, num)
         stats = self.grad_stats is not None and self.training
         if num == 0:
             if stats:
