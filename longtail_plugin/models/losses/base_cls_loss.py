@@ -188,7 +188,8 @@ class BaseClassificationLoss(nn.Module):
                              f'rows of cls_score')
         label = label.reshape(num).long()
         if num:
-            lo_seen, hi_seen = int(label.min()), int(label.max())
+            # one device-to-host copy per call (this runs every iteration)
+            lo_seen, hi_seen = torch.stack(torch.aminmax(label)).tolist()
             if lo_seen < 0 or hi_seen > hi:
                 bad = lo_seen if lo_seen < 0 else hi_seen
                 meaning = f'0..{self.num_classes - 1} classes'
