@@ -184,6 +184,8 @@ class FreezeModulesHook(Hook):
         self.reinit_cfg = dict(reinit_cfg) if reinit_cfg is not None else \
             dict(type='Normal', std=0.01, bias=0.)
         self.frozen_names: List[str] = []
+        # found once (the model's modules do not change while it trains)
+        self._frozen_norm_layers: Optional[List[nn.Module]] = None
 
     @staticmethod
     def _model(runner) -> nn.Module:
@@ -227,5 +229,8 @@ class FreezeModulesHook(Hook):
         # the train loop calls model.train() before every iteration
         if self.frozen is None and self.trainable is None:
             return
-        set_frozen_norms_eval(self._model(runner), self.frozen,
-                              self.trainable)
+        if self._frozen_norm_layers is None:
+            self._frozen_norm_layers = _frozen_norms(
+                self._model(runner), self.frozen, self.trainable)
+        for m in self._frozen_norm_layers:
+            m.eval()
