@@ -7,6 +7,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 
 __all__ = ['summarize', 'markdown_table', 'plot_groups', 'write_report',
+           'subset_ap',
            'COLUMNS']
 
 # (group, key): LVIS APs are ``lvis/{group}_{key}`` fractions, boundary
@@ -113,3 +114,36 @@ def write_report(results: List[dict], out_dir: str) -> str:
         f.write(table + '\n')
     plot_groups(rows, osp.join(out_dir, 'ap_by_group.png'))
     return table
+
+
+def subset_ap(per_category_files: Sequence[str],
+              suffixes: Sequence[str],
+              iou: str = 'segm') -> Dict[str, float]:
+    """Mean AP over the categories whose name ends with one of ``suffixes``,
+    for each run's ``per_category_ap.json`` (the LVIS metric's per-category
+    file), then mean and sample std over the runs (seeds), in percent.
+
+    Categories without an AP in a run (no validation instance: the metric
+    writes ``nan`` or ``-1``) are left out of that run's mean. Raises
+    ``ValueError`` when no category matches, naming the file.
+    """
+    key = f'{iou}_AP'
+    per_run: List[float] = []
+    names: List[str] = []
+    for path in per_category_files:
+        with open(path) as f:
+            cats = json.load(f)['categories']
+        vals = [c[key] for c in cats
+                if c['name'].endswith(tuple(suffixes))
+                and c.get(key) is not None and c[key] >= 0
+                and np.isfinite(c[key])]
+        if not vals:
+            raise ValueError(f'{path}: no category name ends with any of '
+                             f'{list(suffixes)} (key {key!r})')
+        names.append(path)
+        per_run.append(100.0 * float(np.mean(vals)))
+    arr = np.asarray(per_run)
+    return dict(mean=float(arr.mean()),
+                std=float(arr.std(ddof=1)) if len(arr) > 1 else 0.0,
+                runs=len(arr), num_categories=len(vals),
+                values=[float(v) for v in arr])
