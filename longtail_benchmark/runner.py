@@ -23,7 +23,8 @@ __all__ = [
     'RunSpec', 'RunResult', 'mmdet_tool', 'prepare_config', 'run_training',
     'read_metrics', 'run_name', 'boundary_metrics', 'predict_checkpoint',
     'data_roots', 'synthetic_set_args', 'prepare_data', 'stage1_config',
-    'final_checkpoint', 'plan_stages', 'runs_to_train'
+    'final_checkpoint', 'plan_stages', 'runs_to_train',
+    'synthetic_image_level_args', 'image_level_dir', 'image_level_sets'
 ]
 
 DEFAULT_DATA_ROOT = 'data/synthetic_lvis/'
@@ -105,9 +106,15 @@ def prepare_config(config: str,
     old_root = cfg.get('data_root', DEFAULT_DATA_ROOT)
     if data_root is not None:
         new_root = data_root.rstrip('/') + '/'
-        cfg = Config(
-            _replace_data_root(cfg.to_dict(), old_root, new_root),
-            filename=config)
+        old_il = image_level_dir(cfg)
+        new_il = image_level_dir(cfg, data_root)
+        cfg_dict = _replace_data_root(cfg.to_dict(), old_root, new_root)
+        if old_il is not None and old_il != new_il:
+            # the companion set moves with its detection set
+            cfg_dict = _replace_data_root(cfg_dict, old_il + '/',
+                                          new_il + '/')
+            cfg_dict['synthetic_image_level']['out'] = new_il
+        cfg = Config(cfg_dict, filename=config)
         cfg.data_root = new_root
     cfg.randomness = dict(seed=seed, deterministic=False)
     cfg.work_dir = work_dir
@@ -207,15 +214,137 @@ def prepare_data(configs: Sequence[str],
     a folder that is empty, missing or one it made itself (see
     :func:`longtail_benchmark.synthetic.check_output_folder`), so a real data
     folder is refused before any file in it is touched.
+
+    A config with ``synthetic_image_level`` also gets the image-level
+    companion of its set (:func:`image_level_sets`: checked for all configs
+    first), generated after the detection sets, reused when made with the
+    same arguments from the same categories, written only into a folder
+    that is missing, empty or made by the companion generator.
     """
     from .synthetic import ensure_synthetic_lvis
+    from .synthetic.image_level import ensure_image_level_set
     roots = data_roots(configs, data_root)
+    # every companion is checked before any set is generated
+    companions = image_level_sets(configs, data_root, roots)
     for root, gen_args in sorted(set(roots.values())):
         if progress is not None:
             progress(f'data: {root} {dict(gen_args)} (generated if missing)')
         ensure_synthetic_lvis(root, seed=seed, num_classes=num_classes,
                               **dict(gen_args))
+    for out, (det_root, args) in sorted(companions.items()):
+        if progress is not None:
+            progress(f'data: {out} (image-level companion of {det_root}, '
+                     f'{args}; generated if missing)')
+        ensure_image_level_set(out, det_root,
+                               **dict(dict(seed=seed), **json.loads(args)))
     return roots
+
+
+def synthetic_image_level_args(cfg: Config) -> Optional[Dict[str, Any]]:
+    """The ``synthetic_image_level`` dict of a config (a plain dict), or None.
+
+    ``synthetic_image_level = dict(out=..., **args)`` asks for the
+    image-level companion of the config's synthetic set
+    (:mod:`longtail_benchmark.synthetic.image_level`): ``args`` are the
+    keyword arguments of ``make_image_level_set`` (``seed``,
+    ``images_per_group``, ``box_fraction``, ``image_size``, ``size_range``,
+    ``image_format``); ``out`` (optional) is its folder, by default the
+    detection set's sibling ``<data_root>_imagelevel``.
+    """
+    gen = cfg.get('synthetic_image_level', None)
+    if gen is None:
+        return None
+    if not isinstance(gen, dict):
+        raise TypeError(
+            f'{cfg.filename}: synthetic_image_level must be a dict of '
+            f'image-level generator arguments, not {type(gen).__name__}')
+    return json.loads(json.dumps(gen))  # ConfigDict -> plain dicts
+
+
+def image_level_dir(cfg: Config,
+                    data_root: Optional[str] = None) -> Optional[str]:
+    """Folder of the config's image-level companion set, or None.
+
+    ``synthetic_image_level.out`` when given, else
+    ``<detection root>_imagelevel``. With ``data_root`` (``--data-root``)
+    other than the config's own, the companion follows its detection set:
+    ``<data_root>_imagelevel`` whatever ``out`` says, and
+    :func:`prepare_config` moves the config's paths that start with the
+    companion folder there.
+    """
+    from .synthetic.image_level import default_image_level_dir
+    gen = synthetic_image_level_args(cfg)
+    if gen is None:
+        return None
+    own_root = cfg.get('data_root', DEFAULT_DATA_ROOT)
+    if data_root is not None and (osp.normpath(data_root) !=
+                                  osp.normpath(own_root)):
+        return default_image_level_dir(data_root)
+    out = gen.get('out', None)
+    if out is None:
+        return default_image_level_dir(own_root)
+    if not isinstance(out, str) or not out:
+        raise TypeError(f'{cfg.filename}: synthetic_image_level.out must be '
+                        f'a folder path, not {out!r}')
+    return osp.normpath(out)
+
+
+def image_level_sets(
+        configs: Sequence[str],
+        override: Optional[str] = None,
+        roots: Optional[Dict[str, Tuple[str, Any]]] = None
+) -> Dict[str, Tuple[str, str]]:
+    """Image-level companions the configs need:
+    ``{folder: (detection root, generator arguments as sorted json)}``.
+
+    Checks everything before a file is written: the arguments (through the
+    generator's own validation, errors name the config), that each
+    companion folder is separate from every detection set's folder and is
+    missing, empty or the companion generator's (``FolderNotOwnedError``
+    otherwise), and that no folder is asked for two different companions.
+    ``roots``: the :func:`data_roots` of ``configs`` when already computed.
+    A companion without ``seed`` gets the data seed of :func:`prepare_data`.
+
+    Raises:
+        ValueError: naming the config(s).
+        FolderNotOwnedError: a companion folder holds foreign files.
+    """
+    from .synthetic.image_level import (check_image_level_folder,
+                                        image_level_args)
+    if roots is None:
+        roots = data_roots(configs, override)
+    det_folders = {osp.abspath(r) for r, _ in roots.values()}
+    out: Dict[str, Tuple[str, str]] = {}
+    owner: Dict[str, str] = {}
+    for c in configs:
+        with _CONFIG_LOCK:
+            cfg = Config.fromfile(c)
+        gen = synthetic_image_level_args(cfg)
+        if gen is None:
+            continue
+        folder = image_level_dir(cfg, override)
+        gen.pop('out', None)
+        try:
+            image_level_args(**gen)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f'{c}: synthetic_image_level: {e}') from None
+        det_root = roots[c][0]
+        for d in det_folders:
+            a = osp.abspath(folder)
+            if osp.commonpath([a, d]) in (a, d):
+                raise ValueError(
+                    f'{c}: the image-level set {folder} and the detection '
+                    f'set {d} must be separate folders (neither inside the '
+                    'other)')
+        check_image_level_folder(folder)  # a foreign folder stops all
+        entry = (det_root, json.dumps(gen, sort_keys=True))
+        if out.setdefault(folder, entry) != entry:
+            raise ValueError(
+                f'{c} and {owner[folder]} need different image-level sets '
+                f'({entry} vs {out[folder]}) in the same folder {folder}: '
+                'give one of them its own synthetic_image_level.out')
+        owner.setdefault(folder, c)
+    return out
 
 
 def stage1_config(config: str) -> Optional[str]:

@@ -1,3 +1,4 @@
-from . import losses, roi_heads  # noqa: F401
+from . import (data_preprocessors, detectors, losses, roi_heads,  # noqa: F401
+               utils)
 
 __all__ = []

@@ -762,6 +762,68 @@ ROWS += _rows(LT_MASK[1:], [
 ])
 
 
+
+# CLIS (configs/clis/): no code or recipe was released (waveboo/CLIS holds a
+# README and data lists only), so the rows pin our choices; the image-level
+# source and the anchor's loss follow Detic (MMDetection projects/Detic_new).
+DETIC = 'open-mmlab/mmdetection projects/Detic_new/'
+DETIC_CFG = DETIC + 'configs/detic_centernet2_r50_fpn_4x_lvis_in21k-lvis.py'
+DETIC_HEAD = DETIC + 'detic/detic_bbox_head.py (image_label_losses)'
+CLIS_OURS = ' (no released recipe: ours, see configs/clis/README.md)'
+CLIS_REAL = ['clis/mask-rcnn_r50_fpn_clis_sample1e-3_ms-90k_lvis-v1-'
+             'imagenet-lvis.py',
+             'clis/mask-rcnn_r50_fpn_detic-image-label_sample1e-3_ms-90k_'
+             'lvis-v1-imagenet-lvis.py']
+
+
+def image_level_source(cfg):
+    """(type, data_root, ann_file, image prefix) of the second source."""
+    ds = cfg.train_dataloader.dataset.datasets[1]
+    return (ds.type, ds.data_root, ds.ann_file, ds.data_prefix.img)
+
+
+def source_ratio(cfg):
+    s = cfg.train_dataloader.sampler
+    return (s.type, s.batch_size, list(s.source_ratio))
+
+
+def iterations(cfg):
+    """(loop, max_iters, lr steps)."""
+    return (cfg.train_cfg.type, cfg.train_cfg.max_iters,
+            lr_steps(cfg)[0])
+
+
+def image_label_loss(cfg):
+    return (cfg.model.roi_head.type, cfg.model.roi_head.image_loss_weight)
+
+
+ROWS += _rows(CLIS_REAL, [
+    (images_per_batch, 32, MMDET_LVIS_SAMPLE + ' (16 LVIS images) + 16 '
+     'image-level' + CLIS_OURS),
+    (source_ratio, ('MultiSourceSampler', 4, [2, 2]), 'ours: 2 + 2 per GPU, '
+     'Detic 1:4 on CenterNet2 (' + DETIC_CFG + ')' + CLIS_OURS),
+    (image_level_source, ('ImageLevelDataset', 'data/imagenet/',
+                          'annotations/imagenet_lvis_image_info.json',
+                          'ImageNet-LVIS/'), DETIC_CFG + ' (dataset_cls)'),
+    (sampler, ('repeat_factor', 0.001), MMDET_LVIS_SAMPLE),
+    (train_scales, ('choice', [(1333, s) for s in MS_SHORT]),
+     MMDET_LVIS_SAMPLE),
+    (lr, 0.02, MMDET_LVIS_SAMPLE),
+    (optimizer, ('SGD', 0.9, 0.0001), MMDET_LVIS_SAMPLE),
+    (iterations, ('IterBasedTrainLoop', 90000, [60000, 80000]),
+     'detectron2 LVIS 1x (MAX_ITER 90000, STEPS 60000/80000): the '
+     'multi-source sampler has no epochs' + CLIS_OURS),
+    (rcnn_test, (0.0001, 0.5, 300), MMDET_LVIS_SAMPLE),
+])
+ROWS += _rows(CLIS_REAL[1:], [
+    (image_label_loss, ('ImageLabelRoIHead', 0.1),
+     DETIC_HEAD + ' (image_loss_weight=0.1)'),
+])
+ROWS += _rows(CLIS_REAL[:1], [
+    (image_label_loss, ('CLISRoIHead', 1.0), 'image branch loss' + CLIS_OURS),
+])
+
+
 # ------------------------------------------------------------------ tests
 @lru_cache(maxsize=None)
 def load(config: str):

@@ -25,3 +25,7 @@ from .bags_loss import BalancedGroupSoftmaxLoss  # noqa: E402
 from .balanced_mask_loss import BalancedMaskLoss  # noqa: E402
 
 __all__ += ['BalancedGroupSoftmaxLoss', 'BalancedMaskLoss']
+
+from .contrastive_loss import InfoNCELoss  # noqa: E402
+
+__all__ += ['InfoNCELoss']
