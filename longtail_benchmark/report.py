@@ -118,10 +118,12 @@ def write_report(results: List[dict], out_dir: str) -> str:
 
 def subset_ap(per_category_files: Sequence[str],
               suffixes: Sequence[str],
-              iou: str = 'segm') -> Dict[str, float]:
-    """Mean AP over the categories whose name ends with one of ``suffixes``,
-    for each run's ``per_category_ap.json`` (the LVIS metric's per-category
-    file), then mean and sample std over the runs (seeds), in percent.
+              iou: str = 'segm',
+              groups: Sequence[str] = ('r', 'c', 'f')) -> Dict[str, float]:
+    """Mean AP over the categories whose name ends with one of ``suffixes``
+    and whose frequency group is in ``groups``, for each run's
+    ``per_category_ap.json`` (the LVIS metric's per-category file), then
+    mean and sample std over the runs (seeds), in percent.
 
     Categories without an AP in a run (no validation instance: the metric
     writes ``nan`` or ``-1``) are left out of that run's mean. Raises
@@ -135,6 +137,7 @@ def subset_ap(per_category_files: Sequence[str],
             cats = json.load(f)['categories']
         vals = [c[key] for c in cats
                 if c['name'].endswith(tuple(suffixes))
+                and c.get('group', 'f') in groups
                 and c.get(key) is not None and c[key] >= 0
                 and np.isfinite(c[key])]
         if not vals:

@@ -20,6 +20,8 @@ def main() -> None:
     p.add_argument('out', help='benchmark output folder (tools/lt_benchmark.py --out)')
     p.add_argument('--suffixes', nargs='+', required=True)
     p.add_argument('--iou', default='segm', choices=['bbox', 'segm'])
+    p.add_argument('--groups', nargs='+', default=['r', 'c', 'f'],
+                   help='frequency groups to keep (default: all)')
     p.add_argument('--rows', nargs='*', default=None,
                    help='config names (folders under OUT); default: all')
     args = p.parse_args()
@@ -35,7 +37,7 @@ def main() -> None:
         if not files:
             continue
         try:
-            s = subset_ap(files, args.suffixes, args.iou)
+            s = subset_ap(files, args.suffixes, args.iou, args.groups)
         except ValueError:
             continue
         vals = ' '.join(f'{v:.1f}' for v in s['values'])

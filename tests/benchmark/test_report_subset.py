@@ -28,6 +28,16 @@ def test_subset_ap_mean_and_std_over_runs(tmp_path):
     assert s['mean'] == pytest.approx(90.0) and s['runs'] == 1
 
 
+def test_subset_ap_group_filter(tmp_path):
+    path = tmp_path / 'a.json'
+    cats = [dict(id=1, name='red_rod', group='r', segm_AP=0.2),
+            dict(id=2, name='blue_rod', group='f', segm_AP=0.6)]
+    path.write_text(json.dumps(dict(categories=cats)))
+    assert subset_ap([str(path)], ['_rod'])['mean'] == pytest.approx(40.0)
+    assert subset_ap([str(path)], ['_rod'],
+                     groups=['f'])['mean'] == pytest.approx(60.0)
+
+
 def test_subset_ap_no_match_names_the_file(tmp_path):
     a = _write(tmp_path / 'a.json', [('red_rod', 0.2)])
     with pytest.raises(ValueError, match='a.json'):

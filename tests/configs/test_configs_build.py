@@ -93,8 +93,10 @@ def test_synthetic_config_trains_and_evaluates_on_one_set(path):
     root = cfg.data_root
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         ds = cfg[loader].dataset
-        while 'data_root' not in ds:  # wrappers (ClassBalancedDataset)
-            ds = ds.dataset
+        while 'data_root' not in ds:
+            # wrappers: ClassBalancedDataset (dataset), ConcatDataset (the
+            # detection source first, image-level sources after it)
+            ds = ds.dataset if 'dataset' in ds else ds.datasets[0]
         assert ds.data_root == root, loader
     for ev in ('val_evaluator', 'test_evaluator'):
         assert cfg[ev].ann_file == root + 'annotations/lvis_v1_val.json', ev
@@ -106,3 +108,9 @@ def test_synthetic_config_trains_and_evaluates_on_one_set(path):
     assert dense == (gen == dict(head_instances=3.0))
     assert thin == (root == 'data/synthetic_lvis_densehead_thin/')
     assert thin == (gen == dict(head_instances=3.0, thin_shapes=True))
+    # an image-level companion lives in its own folder beside the set's
+    # (the generator refuses a folder inside another set)
+    if cfg.get('synthetic_image_level', None) is not None:
+        extra = cfg.train_dataloader.dataset.datasets[1]
+        assert extra.type == 'ImageLevelDataset'
+        assert extra.data_root == root[:-1] + '_imagelevel/'
