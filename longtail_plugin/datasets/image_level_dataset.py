@@ -15,11 +15,13 @@ files)::
                  "bbox": [x, y, w, h]                # optional
                 }, ...]}
 
-Labels: category id ``c`` gets the index of ``c`` in the sorted category ids,
-the mapping of a LVIS v1 file whose categories are listed in id order
-(MMDetection's ``LVISV1Dataset`` and our ``LVISFormatDataset``), so the two
-sources of a mixed training set agree when they share their categories.
-``metainfo['classes']`` are the names in id order and ``metainfo['palette']``
+Labels: the ``k``-th category of the file's ``categories`` list gets label
+``k``, MMDetection's rule for LVIS-format files (``LVISV1Dataset`` labels by
+the order of the LVIS API's ``get_cat_ids``, i.e. the file's order; our
+``LVISFormatDataset`` too), so the two sources of a mixed training set agree
+when their files list the same categories in the same order (LVIS v1 and
+Detic's ImageNet-LVIS files list them by id). ``metainfo['classes']`` are
+the names in label order and ``metainfo['palette']``
 is the palette ``LVISFormatDataset`` makes for them, so that MMDetection's
 ``ConcatDataset`` of both sees one metainfo (no ``ignore_keys`` needed).
 
@@ -129,7 +131,7 @@ class ImageLevelDataset(BaseDetDataset):
             by_id[cat['id']] = str(cat['name'])
         if not by_id:
             raise ValueError(f'{self.ann_file}: no categories')
-        ids = sorted(by_id)
+        ids = list(by_id)  # the file's order, as MMDetection's LVIS datasets
         return ({c: i for i, c in enumerate(ids)},
                 tuple(by_id[c] for c in ids))
 
@@ -193,7 +195,7 @@ class ImageLevelDataset(BaseDetDataset):
     def load_data_list(self) -> List[dict]:
         content = self._read_json()
         cat2label, names = self._category_labels(content['categories'])
-        self.cat_ids = sorted(cat2label)
+        self.cat_ids = list(cat2label)
         self.cat2label = cat2label
         data_list = [self._parse_image(k, img, cat2label)
                      for k, img in enumerate(content['images'])]

@@ -18,7 +18,8 @@ __all__ = ['LVISFormatDataset']
 @DATASETS.register_module()
 class LVISFormatDataset(LVISV1Dataset):
     """``LVISV1Dataset`` with ``metainfo['classes']`` from the annotation
-    file (category names in category-id order, the label order)."""
+    file (category names in label order: the order of the file's
+    ``categories``, which is how ``LVISV1Dataset`` assigns labels)."""
 
     # LVISV1Dataset.load_data_list builds ``self.lvis`` and deletes it when
     # done; the property keeps the categories it held.
@@ -37,8 +38,10 @@ class LVISFormatDataset(LVISV1Dataset):
 
     def load_data_list(self) -> List[dict]:
         data_list = super().load_data_list()
-        cats = sorted(self._file_categories, key=lambda c: c['id'])
-        names = tuple(c['name'] for c in cats)
+        # names in label order: LVISV1Dataset labels category ids in the
+        # order of self.cat_ids (the file's order), not by sorted id
+        name_of = {c['id']: c['name'] for c in self._file_categories}
+        names = tuple(name_of[i] for i in self.cat_ids)
         palette = list(self._metainfo.get('palette') or [])
         self._metainfo['classes'] = names
         if len(palette) < len(names):

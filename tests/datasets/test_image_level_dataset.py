@@ -22,9 +22,10 @@ from longtail_plugin.datasets import (ImageLevelDataset,
                                       LVISFormatDataset)
 from tests.lvis_cases import tiny_lvis_gt, write_json
 
-# the tiny LVIS set's categories, listed out of id order on purpose
-CATS = [dict(id=3, name='frequent_thing'), dict(id=1, name='rare_thing'),
-        dict(id=2, name='common_thing')]
+# the tiny LVIS set's categories, in that file's order (id order); the
+# label of a category is its position in the list, in both data sets
+CATS = [dict(id=1, name='rare_thing'), dict(id=2, name='common_thing'),
+        dict(id=3, name='frequent_thing')]
 META_KEYS = ('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
              'flip', 'flip_direction', 'image_level')
 
@@ -72,6 +73,35 @@ def test_records_become_one_instance_per_label(tmp_path):
         dict(bbox=[0.5, 1.5, 16.0, 16.0], bbox_label=2, ignore_flag=0),
         dict(bbox=[0.5, 1.5, 16.0, 16.0], bbox_label=0, ignore_flag=0)]
     assert ds.get_cat_ids(2) == [2, 0]
+
+
+def test_labels_follow_the_file_order_in_both_data_sets(tmp_path):
+    """Files whose categories are NOT in id order: MMDetection's LVIS
+    loader labels them in the file's order, and so do both of ours, names
+    included (the k-th name is label k's)."""
+    gt = tiny_lvis_gt()
+    order = [3, 1, 2]
+    by_id = {c['id']: c for c in gt['categories']}
+    gt['categories'] = [by_id[i] for i in order]
+    lvis = LVISFormatDataset(
+        ann_file=write_json(gt, tmp_path / 'det.json'),
+        data_prefix=dict(img=''), pipeline=[])
+    cats = [dict(id=i, name=by_id[i]['name']) for i in order]
+    imgs = [dict(id=k, file_name=f'{k}.png', height=10, width=10,
+                 pos_category_ids=[c]) for k, c in enumerate(order)]
+    ds = build(write_image_level(tmp_path / 'il.json', imgs, cats))
+    assert lvis.cat2label == ds.cat2label == {3: 0, 1: 1, 2: 2}
+    names = tuple(by_id[i]['name'] for i in order)
+    assert lvis.metainfo['classes'] == ds.metainfo['classes'] == names
+    assert [ds.get_data_info(k)['instances'][0]['bbox_label']
+            for k in range(3)] == [0, 1, 2]
+    # each LVIS instance's label names its category
+    for k in range(len(lvis)):
+        info = lvis.get_data_info(k)
+        cats_here = [a['category_id'] for a in gt['annotations']
+                     if a['image_id'] == info['img_id']]
+        for cat, inst in zip(cats_here, info['instances']):
+            assert names[inst['bbox_label']] == by_id[cat]['name']
 
 
 def test_labels_and_metainfo_match_the_lvis_format_dataset(tmp_path):
@@ -145,7 +175,7 @@ def test_bad_categories_and_missing_file(tmp_path):
     with pytest.raises(ValueError, match=r'cats\.json: category #1: '
                        'duplicate category id 3'):
         build(write_image_level(tmp_path / 'cats.json',
-                                cats=[CATS[0], dict(id=3, name='x')]))
+                                cats=[CATS[2], dict(id=3, name='x')]))
     with pytest.raises(ValueError, match=r'empty\.json: "images" is empty'):
         build(write_image_level(tmp_path / 'empty.json', imgs=[]))
     with pytest.raises(FileNotFoundError, match='missing_il.json'):
