@@ -30,8 +30,10 @@ every rule below is OURS:
   from ``coco_url``);
 * each annotation keeps its detector ``score``.
 
-Label ``k`` of the detector is the ``k``-th category by id, as
-MMDetection's LVIS datasets map them.
+Label ``k`` of the detector is the ``k``-th category of the categories
+file, in the file's order, as MMDetection's LVIS datasets map them (the LVIS
+API's ``get_cat_ids`` keeps the file's order; LVIS v1 lists them by id); the
+written file keeps that order, so a model trained on it labels alike.
 """
 import json
 import os
@@ -117,7 +119,7 @@ def predictions_to_lvis(images: Sequence[Dict[str, Any]],
             ``height``, ``file_name``; ``coco_url`` is set to the path).
         predictions: per image ``bboxes`` ``[n, 4]`` (x1, y1, x2, y2),
             ``scores`` ``[n]``, ``labels`` ``[n]`` (0-based, the k-th
-            category by id) and optionally ``masks`` ``[n, H, W]`` (bool).
+            category of ``categories``) and optionally ``masks`` ``[n, H, W]`` (bool).
         categories: the categories of an LVIS file (copied; counts
             recomputed).
         score_thr, max_per_class, max_per_image, mask_format: see the module
@@ -139,7 +141,7 @@ def predictions_to_lvis(images: Sequence[Dict[str, Any]],
     if not categories:
         raise ValueError('categories is empty: copy them from the ground '
                          "truth's annotation file")
-    cats = sorted((dict(c) for c in categories), key=lambda c: c['id'])
+    cats = [dict(c) for c in categories]  # label order = the file's order
     preds = [_check_prediction(i, p, len(cats))
              for i, p in enumerate(predictions)]
 

@@ -38,11 +38,11 @@ def frequency_group(image_count: int) -> str:
 
 @dataclass
 class CategoryInfo:
-    """Per-category statistics of a training set, ordered by category id.
+    """Per-category statistics of a training set, in label order.
 
     Attributes:
-        cat_ids: category ids in ascending order (the model's label order, as
-            in MMDetection's LVIS/COCO datasets).
+        cat_ids: category ids in the file's order (the model's label order,
+            as MMDetection's LVIS datasets assign labels).
         names: category names.
         image_count: number of training images containing each category.
         instance_count: number of training instances of each category.
@@ -119,6 +119,9 @@ def category_info_from_dataset(data: dict, source: str = '') -> CategoryInfo:
     The LVIS fields ``image_count``/``instance_count``/``frequency`` are used
     when every category has them (LVIS val files carry the training
     values); otherwise the counts are derived from ``annotations``.
+    Class ``k`` is the ``k``-th entry of ``categories`` in the file's order,
+    the label MMDetection's LVIS datasets give it (LVIS v1 lists them by
+    id).
     """
     path = source
     for key in ('categories', 'images'):
@@ -126,7 +129,7 @@ def category_info_from_dataset(data: dict, source: str = '') -> CategoryInfo:
             raise ValueError(
                 f'annotation file {path!r} has no {key!r} field: '
                 'not a COCO/LVIS-format file')
-    cats = sorted(data['categories'], key=lambda c: c['id'])
+    cats = list(data['categories'])  # label order = the file's order
     cat_ids = [c['id'] for c in cats]
     index = {cid: i for i, cid in enumerate(cat_ids)}
     has_counts = all('image_count' in c and 'instance_count' in c

@@ -12,13 +12,14 @@ from longtail_benchmark.pseudo_label import (images_from_folder,
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # ids deliberately out of order: label k is the k-th category BY ID
+# in id order, as LVIS v1 lists them (label k = the k-th category)
 CATS = [
-    dict(id=9, name='nine', frequency='f', image_count=500,
-         instance_count=900, synset='c.n.01'),
     dict(id=2, name='two', frequency='r', image_count=3, instance_count=4,
          synset='a.n.01'),
     dict(id=5, name='five', frequency='c', image_count=40,
          instance_count=50, synset='b.n.01'),
+    dict(id=9, name='nine', frequency='f', image_count=500,
+         instance_count=900, synset='c.n.01'),
 ]
 IMAGES = [dict(id=11, width=40, height=40, file_name='unl/a.jpg'),
           dict(id=12, width=40, height=40, file_name='unl/b.jpg')]
@@ -64,7 +65,7 @@ def test_conversion_by_hand():
                                                      (9, 7)]
     assert b['area'] == 20 * 20 - 10 * 10
     assert len(b['segmentation']) == 1  # polygons drop the hole
-    # categories copied (sorted by id), counts recomputed, frequency kept
+    # categories copied (file order), counts recomputed, frequency kept
     cats = {c['id']: c for c in out['categories']}
     assert [c['id'] for c in out['categories']] == [2, 5, 9]
     assert {k: (c['image_count'], c['instance_count'], c['frequency'])
@@ -208,3 +209,18 @@ def test_pseudo_labels_train_beside_ground_truth(tmp_path):
     info = ds.datasets[1].get_data_info(1)
     assert info['img_path'].endswith('unl/b.jpg')
     assert [i['bbox_label'] for i in info['instances']] == [0]
+
+
+def test_labels_follow_the_categories_file_order():
+    """Categories listed out of id order: label k is the k-th category of
+    the file (MMDetection's LVIS datasets label them so) and the written
+    file keeps that order."""
+    cats = [CATS[2], CATS[0], CATS[1]]  # ids 9, 2, 5
+    preds = [dict(bboxes=np.array([[1., 1., 9., 9.], [2., 2., 8., 8.],
+                                   [3., 3., 7., 7.]]),
+                  scores=np.array([0.9, 0.8, 0.7]),
+                  labels=np.array([0, 1, 2]))]
+    out = predictions_to_lvis(IMAGES[:1], preds, cats, score_thr=0.5)
+    assert [c['id'] for c in out['categories']] == [9, 2, 5]
+    got = sorted((a['score'], a['category_id']) for a in out['annotations'])
+    assert got == [(0.7, 5), (0.8, 2), (0.9, 9)]

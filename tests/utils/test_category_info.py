@@ -48,3 +48,17 @@ def test_clear_errors(tmp_path):
     info = load_category_info(write_json(tiny_lvis_gt(), tmp_path / 'a.json'))
     with pytest.raises(ValueError, match='num_classes=5 .* 3 categories'):
         info.check_num_classes(5, 'num_classes')
+
+
+def test_label_order_is_the_file_order():
+    """Class k is the k-th category as the file lists it (MMDetection's
+    LVIS datasets label by the LVIS API's get_cat_ids: the file's order)."""
+    gt = tiny_lvis_gt()
+    gt['categories'] = gt['categories'][::-1]
+    info = category_info_from_dataset(gt)
+    assert info.cat_ids == [c['id'] for c in gt['categories']]
+    assert info.names == [c['name'] for c in gt['categories']]
+    assert list(info.instance_count) == [
+        sum(a['category_id'] == c['id'] for a in gt['annotations'])
+        if 'instance_count' not in c else c['instance_count']
+        for c in gt['categories']]
