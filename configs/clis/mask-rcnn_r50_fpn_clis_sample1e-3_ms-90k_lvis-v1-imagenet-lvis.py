@@ -18,25 +18,14 @@ model = dict(
         ]),
     roi_head=dict(
         type='CLISRoIHead',
+        # the base's Shared2FCBBoxHead arguments (channels, classes, coder,
+        # losses) carry over; CLIS adds its branches and objectness
         bbox_head=dict(
-            _delete_=True,
             type='CLISBBoxHead',
-            in_channels=256,
-            roi_feat_size=7,
-            fc_out_channels=1024,
-            num_classes=1203,
             decouple=True,
             siamese=True,
             score_mode='cls',
             objectness_weight=0.5,
-            bbox_coder=dict(
-                type='DeltaXYWHBBoxCoder',
-                target_means=[0., 0., 0., 0.],
-                target_stds=[0.1, 0.1, 0.2, 0.2]),
-            reg_class_agnostic=False,
-            loss_cls=dict(
-                type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-            loss_bbox=dict(type='L1Loss', loss_weight=1.0),
             loss_objectness=dict(
                 type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
         image_loss_weight=1.0,

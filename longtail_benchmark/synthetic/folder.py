@@ -17,7 +17,7 @@ import json
 import os
 import os.path as osp
 import re
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 __all__ = [
     'MARKER', 'LOCK', 'FolderNotOwnedError', 'check_output_folder',
@@ -51,36 +51,43 @@ def _made_by_generator(out_dir: str) -> bool:
             and 'version' in meta and isinstance(meta.get('params'), dict))
 
 
-def check_output_folder(out_dir: str) -> None:
+def check_output_folder(out_dir: str,
+                        owned: Optional[Callable[[str], bool]] = None,
+                        what: str = 'synthetic LVIS set',
+                        marker: Optional[str] = None,
+                        suggestion: str = 'data/synthetic_lvis') -> None:
     """Refuse an output folder the generator may not write into.
 
     Allowed: a missing folder, an empty one (a lone :data:`LOCK` counts as
-    empty) and one the generator made (see the module docstring). Reads only.
+    empty) and one the generator made (see the module docstring; another
+    generator passes its own ``owned`` test, ``marker`` name, the ``what``
+    it writes and a ``suggestion`` of a folder). Reads only.
 
     Raises:
         NotADirectoryError: ``out_dir`` is a file.
         FolderNotOwnedError: the folder holds anything else; the message
             names the folder and its entries.
     """
+    owned = owned or _made_by_generator
+    marker = marker or MARKER
     if not osp.lexists(out_dir):
         return
     if not osp.isdir(out_dir):
         raise NotADirectoryError(
-            f'synthetic LVIS output {out_dir!r} is a file, not a folder')
+            f'{what} output {out_dir!r} is a file, not a folder')
     entries = sorted(e for e in os.listdir(out_dir) if e != LOCK)
-    if not entries or _made_by_generator(out_dir):
+    if not entries or owned(out_dir):
         return
     shown = ', '.join(entries[:_SHOWN])
     more = (f' and {len(entries) - _SHOWN} more'
             if len(entries) > _SHOWN else '')
     raise FolderNotOwnedError(
-        f'refusing to write the synthetic LVIS set into {out_dir!r}: it is '
-        f'not empty ({len(entries)} entries: {shown}{more}) and was not made '
-        f'by the generator (no {MARKER}). The generator replaces the '
-        'COCO-named images and LVIS annotation files in its folder, so it '
-        'writes only into a missing or empty folder or one it made; choose '
-        'another output folder (e.g. data/synthetic_lvis). Nothing was '
-        'changed.')
+        f'refusing to write the {what} into {out_dir!r}: it is not empty '
+        f'({len(entries)} entries: {shown}{more}) and was not made by its '
+        f'generator (no {marker}). The generator replaces the COCO-named '
+        'images and annotation files in its folder, so it writes only into '
+        'a missing or empty folder or one it made; choose another output '
+        f'folder (e.g. {suggestion}). Nothing was changed.')
 
 
 def write_marker(out_dir: str, generator: str, version: int,

@@ -76,8 +76,8 @@ from longtail_plugin.utils.category_info import frequency_group
 
 from .categories import COLOURS, SHAPES, TEXTURES, THIN_SHAPES, CategorySpec
 from .drawing import draw_image, rasterise
-from .folder import (FolderLock, FolderNotOwnedError, clear_images,
-                     count_images)
+from .folder import (FolderLock, FolderNotOwnedError, check_output_folder,
+                     clear_images, count_images)
 from .writer import _dump, _write_image
 
 __all__ = [
@@ -102,7 +102,6 @@ DEFAULT_IMAGES_PER_GROUP = {'r': 24, 'c': 16, 'f': 8}
 _GENERATOR = 'longtail_benchmark.synthetic.image_level'
 _STREAM = 16  # [seed, 16, 1, i] image i, [seed, 16, 2] plan, 3 boxes, 4 noise
 _DETECTION_TRAIN = osp.join('annotations', 'lvis_v1_train.json')
-_SHOWN = 8
 
 ProgressFn = Optional[Callable[[str], None]]
 PathLike = Union[str, os.PathLike]
@@ -280,25 +279,9 @@ def check_image_level_folder(out_dir: PathLike,
                 f'the image-level set {out!r} and the detection set {det!r} '
                 'must be separate folders (neither inside the other); the '
                 'default is ' + default_image_level_dir(det))
-    if not osp.lexists(out):
-        return
-    if not osp.isdir(out):
-        raise NotADirectoryError(
-            f'image-level output {out!r} is a file, not a folder')
-    entries = sorted(e for e in os.listdir(out) if e != LOCK)
-    if not entries or _made_here(out):
-        return
-    shown = ', '.join(entries[:_SHOWN])
-    more = (f' and {len(entries) - _SHOWN} more'
-            if len(entries) > _SHOWN else '')
-    raise FolderNotOwnedError(
-        f'refusing to write the synthetic image-level set into {out!r}: it '
-        f'is not empty ({len(entries)} entries: {shown}{more}) and was not '
-        f'made by the image-level generator (no {MARKER}). It replaces the '
-        'COCO-named images and the annotation file in its folder, so it '
-        'writes only into a missing or empty folder or one it made; choose '
-        'another output folder (e.g. <detection set>_imagelevel). Nothing '
-        'was changed.')
+    check_output_folder(out, owned=_made_here,
+                        what='synthetic image-level set', marker=MARKER,
+                        suggestion='<detection set>_imagelevel')
 
 
 def _plan(cats: List[Dict[str, Any]], p: Dict[str, Any]
