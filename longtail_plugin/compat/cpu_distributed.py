@@ -132,10 +132,26 @@ class CPUDistributedRunner(Runner):
     for what differs on a multi-process CPU run.
     """
 
+    _owns_cpu_group = False  # set when setup_env starts the CPU group
+
     def setup_env(self, env_cfg: Dict) -> None:
         if (self.distributed and not is_distributed()
                 and not torch.cuda.is_available()):
             check_cpu_model_wrapper_cfg(self.cfg.get('model_wrapper_cfg'))
             init_cpu_process_group(self.launcher,
                                    dict(env_cfg.get('dist_cfg', {})))
+            self._owns_cpu_group = True
         super().setup_env(env_cfg)
+
+    def train(self):
+        """MMEngine's training, then, on a multi-process CPU run that this
+        runner started, all ranks meet and the gloo process group is torn
+        down before the interpreter exits. Left to interpreter shutdown, a
+        rank's gloo threads could be destroyed while still joinable and the
+        process end with ``terminate called without an active exception``
+        (exit code -6) after a finished training, failing the launcher."""
+        model = super().train()
+        if self._owns_cpu_group and torch_dist.is_initialized():
+            torch_dist.barrier()
+            torch_dist.destroy_process_group()
+        return model
