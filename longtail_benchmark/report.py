@@ -131,7 +131,6 @@ def subset_ap(per_category_files: Sequence[str],
     """
     key = f'{iou}_AP'
     per_run: List[float] = []
-    names: List[str] = []
     for path in per_category_files:
         with open(path) as f:
             cats = json.load(f)['categories']
@@ -143,7 +142,6 @@ def subset_ap(per_category_files: Sequence[str],
         if not vals:
             raise ValueError(f'{path}: no category name ends with any of '
                              f'{list(suffixes)} (key {key!r})')
-        names.append(path)
         per_run.append(100.0 * float(np.mean(vals)))
     arr = np.asarray(per_run)
     return dict(mean=float(arr.mean()),
