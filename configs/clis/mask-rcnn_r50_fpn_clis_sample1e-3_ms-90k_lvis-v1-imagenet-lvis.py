@@ -28,7 +28,7 @@ model = dict(
             objectness_weight=0.5,
             loss_objectness=dict(
                 type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
-        image_loss_weight=1.0,
+        image_loss_weight=0.1,
         contrastive_loss=dict(type='InfoNCELoss', temperature=0.1),
         contrastive_weight=0.1,
         proj_hidden=1024,

@@ -54,7 +54,7 @@ Config::
         bbox_head=dict(type='CLISBBoxHead', ...),
         loss_image_cls=dict(type='CrossEntropyLoss', use_sigmoid=False,
                             loss_weight=1.0),
-        image_loss_weight=1.0,
+        image_loss_weight=0.1,
         contrastive_loss=dict(type='InfoNCELoss', temperature=0.1),
         contrastive_weight=0.1, proj_hidden=512, proj_dim=128,
         share_projection=False)
@@ -110,7 +110,7 @@ class CLISRoIHead(ImageLevelRoIHead):
                      type='CrossEntropyLoss',
                      use_sigmoid=False,
                      loss_weight=1.0),
-                 image_loss_weight: float = 1.0,
+                 image_loss_weight: float = 0.1,
                  contrastive_loss: ConfigType = dict(
                      type='InfoNCELoss', temperature=0.1),
                  contrastive_weight: Optional[float] = 0.1,
