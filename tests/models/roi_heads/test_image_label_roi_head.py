@@ -15,7 +15,7 @@ from image_level_cases import (NUM_CLASSES, SIZE, make_sample,
                                tiny_mask_rcnn_cfg)
 from longtail_plugin.models.roi_heads import ImageLabelRoIHead
 from longtail_plugin.models.roi_heads.image_label_roi_head import (
-    image_label_bce, largest_box_index)
+    image_label_bce, image_label_ce, largest_box_index)
 
 
 def softplus(v: float) -> float:
@@ -74,6 +74,42 @@ def test_bce_by_hand():
         image_label_bce(z, torch.tensor([], dtype=torch.long))
 
 
+def test_ce_by_hand():
+    z = torch.tensor([2.0, -1.0, 0.5])
+    lse = math.log(math.exp(2.0) + math.exp(-1.0) + math.exp(0.5))
+    assert lse == pytest.approx(2.241311296657157, abs=1e-12)
+    assert image_label_ce(z, torch.tensor([0])).item() == \
+        pytest.approx(lse - 2.0, abs=1e-6)
+    # labels {0, 2} (repeats count once): mean of the two terms
+    got = image_label_ce(z, torch.tensor([2, 0, 2])).item()
+    assert got == pytest.approx(((lse - 2.0) + (lse - 0.5)) / 2, abs=1e-6)
+    z64 = z.double().requires_grad_()
+    image_label_ce(z64, torch.tensor([1])).backward()
+    p = torch.softmax(z.double(), 0)
+    assert torch.allclose(z64.grad, p - torch.tensor([0., 1., 0.]).double())
+    with pytest.raises(ValueError, match='out of range'):
+        image_label_ce(z, torch.tensor([3]))
+    with pytest.raises(ValueError, match='at least one label'):
+        image_label_ce(z, torch.tensor([], dtype=torch.long))
+
+
+def test_ce_form_on_the_largest_proposal_uses_every_column():
+    h = head(loss_form='ce')
+    x = feats(1)
+    samples = [make_sample([[0, 0, 64, 64]], [1], image_level=True)]
+    props = [InstanceData(bboxes=torch.tensor(
+        [[2, 2, 20, 20], [10, 8, 50, 40]], dtype=torch.float32))]
+    out = h.image_level_loss(x, props, samples, [], [0])
+    with torch.no_grad():
+        roi = bbox2roi([torch.tensor([[10.0, 8.0, 50.0, 40.0]])])
+        z = h.bbox_head(h.bbox_roi_extractor(x[:4], roi))[0][0]
+    assert z.numel() == NUM_CLASSES + 1   # background column included
+    want = 0.1 * -torch.log_softmax(z, 0)[1].item()
+    assert out['loss_image_label'].item() == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match='loss_form'):
+        head(loss_form='focal')
+
+
 def _expected(h, x, j, box, labels, columns):
     """The loss term of sample j by hand: its box's logits from the
     extractor and the bbox head, then the one-hot BCE sums."""
@@ -90,7 +126,8 @@ def _expected(h, x, j, box, labels, columns):
 
 
 def test_loss_on_the_largest_proposal_by_hand():
-    h = head()
+    assert head().loss_form == 'ce'   # the default, for softmax heads
+    h = head(loss_form='bce')
     assert h.image_level_proposals == 'rpn'
     assert h.image_loss_weight == 0.1
     x = feats(3)
@@ -118,7 +155,7 @@ def test_loss_on_the_largest_proposal_by_hand():
 
 
 def test_background_column_and_weight():
-    h = head(image_loss_weight=0.5, background_column=True)
+    h = head(image_loss_weight=0.5, background_column=True, loss_form='bce')
     x = feats(1)
     samples = [make_sample([[0, 0, 64, 64]], [1], image_level=True)]
     box = [6, 6, 40, 50]
