@@ -30,7 +30,9 @@ model = dict(
             type='CLISBBoxHead',
             decouple=True,
             siamese=True,
-            score_mode='cls',
+            # class probability x objectness, chosen on the synthetic set
+            # (configs/clis/README.md: same checkpoints re-scored)
+            score_mode='product',
             objectness_weight=0.5,
             loss_objectness=dict(
                 type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0)),
