@@ -93,16 +93,23 @@ def largest_box_index(bboxes: Tensor) -> int:
     return int(areas.argmax().item())
 
 
+def _distinct_labels(labels: Tensor, width: int, name: str) -> Tensor:
+    """The distinct labels of one sample, checked against ``width`` logit
+    columns (``name`` leads the error)."""
+    labels = torch.unique(labels.long())
+    if labels.numel() == 0:
+        raise ValueError(f'{name}: an image-level sample needs at least one '
+                         'label')
+    if int(labels.min()) < 0 or int(labels.max()) >= width:
+        raise ValueError(f'{name}: labels {labels.tolist()} out of range for '
+                         f'{width} logit columns')
+    return labels
+
+
 def image_label_bce(logits: Tensor, labels: Tensor) -> Tensor:
     """``1/|L| sum_{l in L} sum_c BCE(logits_c, onehot(l)_c)`` for one RoI's
     ``logits [K]`` and its distinct ``labels`` (``|L| >= 1``)."""
-    labels = torch.unique(labels.long())
-    if labels.numel() == 0:
-        raise ValueError('image_label_bce: an image-level sample needs at '
-                         'least one label')
-    if int(labels.min()) < 0 or int(labels.max()) >= logits.numel():
-        raise ValueError(f'image_label_bce: labels {labels.tolist()} out of '
-                         f'range for {logits.numel()} logit columns')
+    labels = _distinct_labels(labels, logits.numel(), 'image_label_bce')
     target = logits.new_zeros((labels.numel(), logits.numel()))
     target[torch.arange(labels.numel(), device=labels.device), labels] = 1.0
     bce = F.binary_cross_entropy_with_logits(
@@ -114,13 +121,7 @@ def image_label_ce(logits: Tensor, labels: Tensor) -> Tensor:
     """``1/|L| sum_{l in L} -log softmax(logits)_l`` for one RoI's
     ``logits [K]`` (all the head's columns) and its distinct ``labels``
     (``|L| >= 1``)."""
-    labels = torch.unique(labels.long())
-    if labels.numel() == 0:
-        raise ValueError('image_label_ce: an image-level sample needs at '
-                         'least one label')
-    if int(labels.min()) < 0 or int(labels.max()) >= logits.numel():
-        raise ValueError(f'image_label_ce: labels {labels.tolist()} out of '
-                         f'range for {logits.numel()} logit columns')
+    labels = _distinct_labels(labels, logits.numel(), 'image_label_ce')
     return -torch.log_softmax(logits, dim=-1)[labels].mean()
 
 
