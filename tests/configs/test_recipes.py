@@ -829,7 +829,9 @@ ROWS += _rows(CLIS_REAL[1:], [
      'CE instead of the sigmoid BCE, which diverged on the softmax head'),
 ])
 ROWS += _rows(CLIS_REAL[:1], [
-    (image_label_loss, ('CLISRoIHead', 0.1, None), 'image branch loss; 1.0 collapsed the RoI head on the synthetic set' + CLIS_OURS),
+    (image_label_loss, ('CLISRoIHead', 0.1, None),
+     'image branch loss; 1.0 collapsed the RoI head on the synthetic set'
+     + CLIS_OURS),
 ])
 
 

@@ -162,6 +162,11 @@ class ImageLabelRoIHead(ImageLevelRoIHead):
         if loss_form not in ('bce', 'ce'):
             raise ValueError("ImageLabelRoIHead: loss_form must be 'bce' or "
                              f"'ce', got {loss_form!r}")
+        if self.background_column and loss_form != 'bce':
+            raise ValueError(
+                'ImageLabelRoIHead: background_column=True applies to '
+                "loss_form='bce' only (the 'ce' form always uses every "
+                f"column); got loss_form={loss_form!r}")
         self.loss_form = loss_form
 
     def label_logits(self, cls_score: Tensor) -> Tensor:

@@ -108,6 +108,9 @@ def test_ce_form_on_the_largest_proposal_uses_every_column():
     assert out['loss_image_label'].item() == pytest.approx(want, rel=1e-5)
     with pytest.raises(ValueError, match='loss_form'):
         head(loss_form='focal')
+    # the background column is a BCE-form option: not silently ignored
+    with pytest.raises(ValueError, match='background_column=True'):
+        head(background_column=True)
 
 
 def _expected(h, x, j, box, labels, columns):
