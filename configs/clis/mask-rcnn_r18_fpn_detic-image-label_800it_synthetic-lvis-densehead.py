@@ -3,7 +3,8 @@
 # on its detection images PLUS the set's image-level companion (single-object
 # images, tail over-represented), with Detic's image-label loss on the
 # largest RPN proposal of each image-level sample (Zhou et al., ECCV 2022;
-# sigmoid BCE against the image labels, weight 0.1; see
+# weight 0.1, with the softmax cross-entropy this head trains with instead
+# of Detic's sigmoid BCE, see below and
 # longtail_plugin/models/roi_heads/image_label_roi_head.py).
 #
 # This config also holds the image-level data path that the CLIS configs
