@@ -8,8 +8,11 @@
 # control) are at 4 + 2.
 _base_ = './mask-rcnn_r18_fpn_clis_800it_synthetic-lvis-densehead.py'
 
+num_detection_per_batch = 4  # the base's
 num_image_level_per_batch = 4
-batch_size = 4 + num_image_level_per_batch
+batch_size = num_detection_per_batch + num_image_level_per_batch
 train_dataloader = dict(
     batch_size=batch_size,
-    sampler=dict(batch_size=batch_size, source_ratio=[4, 4]))
+    sampler=dict(
+        batch_size=batch_size,
+        source_ratio=[num_detection_per_batch, num_image_level_per_batch]))
